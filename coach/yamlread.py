@@ -1,0 +1,177 @@
+"""Read one YAML document defensively and keep the line of every value.
+
+Scripts come from people (and sometimes from a file picked by mistake), so everything a YAML
+file can do to a loader is refused here with a message that names the line: huge or binary
+files, text that is not UTF-8, tab indentation, anchors and aliases (the "billion laughs"
+bomb), deep nesting (recursion limits), tags that ask for objects, several documents.
+PyYAML's safe loader is used and nothing is ever constructed beyond plain scalars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from coach.errors import ScriptError
+
+MAX_SCRIPT_BYTES = 256 * 1024
+"""A routine is a few kilobytes; anything far larger was picked by mistake."""
+
+MAX_NESTING_DEPTH = 8
+"""The format nests four levels deep (routine > exercises > exercise > easier > cues > cue)."""
+
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+)
+
+
+@dataclass(frozen=True)
+class Located:
+    """A plain value (str, int, float, bool, None, list of Located, dict of str to Located) and
+    the 1-based line it starts on."""
+
+    value: object
+    line: int
+
+
+def read_document(path: Path) -> Located:
+    """Load ``path`` as one YAML document. Raises ``ScriptError`` for anything unusable."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SCRIPT_BYTES + 1)
+    except IsADirectoryError:
+        raise ScriptError(path, 1, "is a folder, not a script file; give the path of a .yaml file") from None
+    except FileNotFoundError:
+        raise ScriptError(path, 1, "no such file; check the path") from None
+    except OSError as error:
+        raise ScriptError(path, 1, f"cannot be read ({error.strerror}); check its permissions") from None
+    text = _decode(path, data)
+    return parse_document(path, text)
+
+
+def parse_document(path: Path, text: str) -> Located:
+    """Parse YAML ``text`` (already decoded) that came from ``path``."""
+    _refuse_tab_indentation(path, text)
+    _scan_events(path, text)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:  # the event scan parses the same text, so this is a safety net
+        raise _syntax_error(path, error) from None
+    if node is None:
+        raise ScriptError(path, 1, "the file is empty; a script needs at least a title and exercises")
+    return _to_located(path, node)
+
+
+def _decode(path: Path, data: bytes) -> str:
+    if len(data) > MAX_SCRIPT_BYTES:
+        raise ScriptError(
+            path, 1, f"is larger than {MAX_SCRIPT_BYTES // 1024} KB; a routine script is a small text file"
+        )
+    if b"\x00" in data:
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise ScriptError(path, line, "is a binary file, not a YAML text script")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ScriptError(
+            path, line, f"is not UTF-8 text (byte 0x{data[error.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
+def _refuse_tab_indentation(path: Path, text: str) -> None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent and line.strip():
+            raise ScriptError(path, number, "is indented with a tab; YAML needs spaces for indentation")
+
+
+def _scan_events(path: Path, text: str) -> None:
+    """Walk the parser's event stream (iterative, so no recursion) before building any tree."""
+    depth = 0
+    documents = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            line = event.start_mark.line + 1
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise ScriptError(
+                    path, line, "uses a YAML anchor or alias (& or *); write the value out in full instead"
+                )
+            tag = getattr(event, "tag", None)
+            if tag not in (None, "!") and tag not in _PLAIN_TAGS:
+                raise ScriptError(path, line, f"uses the YAML tag {tag!r}; remove it, scripts hold plain values only")
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise ScriptError(path, line, "holds a second YAML document (---); put one routine in each file")
+            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_NESTING_DEPTH:
+                    raise ScriptError(
+                        path, line, f"nests deeper than {MAX_NESTING_DEPTH} levels; the script format is much flatter"
+                    )
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError as error:
+        raise _syntax_error(path, error) from None
+
+
+def _syntax_error(path: Path, error: yaml.YAMLError) -> ScriptError:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    line = mark.line + 1 if mark is not None else 1
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    hint = _SYNTAX_HINTS.get(_hint_key(problem), "check the indentation and quoting on this line or the one above")
+    return ScriptError(path, line, f"YAML syntax error: {problem}; {hint}")
+
+
+_SYNTAX_HINTS = {
+    "mapping values": 'put text that contains ": " in quotes, e.g. say: "Note: relax"',
+    "could not find expected ':'": "a key needs a colon after it, e.g. hold: 10",
+    "found undefined alias": "remove the * alias and write the value out",
+    "found unexpected end of stream": "a quote or bracket is not closed",
+    "found character": "remove the character or put the text in quotes",
+}
+
+
+def _hint_key(problem: str) -> str:
+    for key in _SYNTAX_HINTS:
+        if key in problem:
+            return key
+    return ""
+
+
+def _to_located(path: Path, node: yaml.Node) -> Located:
+    """Turn a composed node tree into ``Located`` values. Depth is bounded by the event scan."""
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        mapping: dict[str, Located] = {}
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key_line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ScriptError(path, key_line, "a key must be a plain word, not a list or mapping")
+            key = _SCALARS.construct_object(key_node)
+            if not isinstance(key, str):
+                raise ScriptError(path, key_line, f"the key {key!r} must be a word, e.g. hold or say")
+            if key in mapping:
+                raise ScriptError(
+                    path, key_line, f"the key '{key}' appears twice (first on line {first_line[key]}); keep one"
+                )
+            first_line[key] = key_line
+            mapping[key] = _to_located(path, value_node)
+        return Located(mapping, line)
+    if isinstance(node, yaml.SequenceNode):
+        return Located([_to_located(path, item) for item in node.value], line)
+    try:
+        return Located(_SCALARS.construct_object(node), line)
+    except (yaml.YAMLError, ValueError, OverflowError) as error:
+        raise ScriptError(path, line, f"cannot read the value {node.value!r} ({error}); put it in quotes") from None
+
+
+# Used only for scalars: mappings and sequences are walked above, so nothing but str, int,
+# float, bool and None can come out of it (the event scan refused every other tag).
+_SCALARS = yaml.constructor.SafeConstructor()
