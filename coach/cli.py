@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,6 +20,7 @@ from coach.routine import SIDES, Exercise, Level, Routine
 from coach.script import load_routine
 
 DEBUG_VARIABLE = "COACH_DEBUG"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "routine.schema.json"
 
 
 class _CoachGroup(click.Group):
@@ -134,9 +136,18 @@ def validate_command(files: tuple[str, ...]) -> None:
             invalid += 1
             click.echo(f"Error: {error}", err=True)
             continue
-        click.echo(f"ok: {name} ({len(routine.exercises)} exercises, {clock(plan.total_seconds)})")
+        count = len(routine.exercises)
+        click.echo(f"ok: {name} ({count} exercise{'s' if count != 1 else ''}, about {clock(plan.total_seconds)})")
     if invalid:
         raise click.exceptions.Exit(2)
+
+
+@cli.command("schema")
+@click.option("--path", "show_path", is_flag=True, help="Print the schema file's path instead of its text.")
+def schema_command(show_path: bool) -> None:
+    """Print the JSON Schema of the script format, for editors that validate and autocomplete YAML."""
+    path = SCHEMA_PATH
+    click.echo(str(path) if show_path else path.read_text(encoding="utf-8").rstrip("\n"))
 
 
 def _level_json(level: Level) -> dict[str, object]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +21,7 @@ class Cue:
 
     at_seconds: float
     text: str
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)

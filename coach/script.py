@@ -237,8 +237,7 @@ class _Reader:
                 countdown = _fitting_countdown(countdown, hold)  # inherited from a longer normal hold
             for cue in cues or ():
                 if cue.at_seconds >= hold:
-                    line = fields["cues"].line
-                    raise self.fail(line, f"{what} has a cue at {cue.at_seconds:g} seconds, not inside the "
+                    raise self.fail(cue.line, f"{what} has a cue at {cue.at_seconds:g} seconds, not inside the "
                                           f"{hold:g}-second hold; move it earlier")
         if cues is None:
             inherited = base.cues if base else ()
@@ -299,10 +298,11 @@ class _Reader:
                               0, MAX_HOLD_SECONDS)
             text = self.text(self.require(fields, "say", item, f"{what} cue {number}"), f"{what} cue {number} say",
                              has_sides)
-            cues.append(Cue(at, text))
-        times = [cue.at_seconds for cue in cues]
-        if len(set(times)) != len(times):
-            raise self.fail(located.line, f"{what} has two cues at the same second; give each its own time")
+            for earlier in cues:
+                if earlier.at_seconds == at:
+                    raise self.fail(item.line, f"{what} has two cues at {at:g} seconds (also line {earlier.line}); "
+                                               "give each its own time")
+            cues.append(Cue(at, text, item.line))
         return tuple(sorted(cues, key=lambda cue: cue.at_seconds))
 
     def countdown(self, located: Located, what: str) -> Countdown:
@@ -363,6 +363,7 @@ def _kind(value: object) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    if isinstance(value, str):
-        return f"the text {value!r}"
-    return f"{value!r}"
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"the text {text}" if isinstance(value, str) else text
