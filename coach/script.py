@@ -98,15 +98,20 @@ class _Reader:
         if len(text) > MAX_TEXT_CHARS:
             raise self.fail(located.line, f"{what} is {len(text)} characters; keep a spoken line under "
                                           f"{MAX_TEXT_CHARS} (split it into cues)")
-        self._check_placeholders(located.line, text, what, placeholders_allowed)
-        return text
+        has_placeholders = self._check_placeholders(located.line, text, what, placeholders_allowed)
+        # Texts without placeholders are never formatted later, so undo the {{ }} escapes now.
+        return text if has_placeholders else text.replace("{{", "{").replace("}}", "}")
 
-    def _check_placeholders(self, line: int, text: str, what: str, allowed: bool) -> None:
+    def _check_placeholders(self, line: int, text: str, what: str, allowed: bool) -> bool:
+        """Raise for a placeholder that is unknown, decorated or not allowed; say whether there are any."""
         try:
-            names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+            fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(text)
+                      if name is not None]
         except ValueError:
             raise self.fail(line, f"{what} has an unmatched {{ or }}; write {{{{ or }}}} for a literal brace") from None
-        for name in names:
+        for name, spec, conversion in fields:
+            if name in PLACEHOLDERS and (spec or conversion):
+                raise self.fail(line, f"{what} decorates {{{name}}}; write just {{{name}}}")
             if name not in PLACEHOLDERS:
                 near = difflib.get_close_matches(name, PLACEHOLDERS, n=1)
                 hint = f"did you mean {{{near[0]}}}?" if near else "the placeholders are {side} and {other}"
@@ -114,6 +119,7 @@ class _Reader:
             if not allowed:
                 raise self.fail(line, f"{what} uses {{{name}}} but the exercise has no sides; "
                                       "add sides: [right, left] or write the side out")
+        return bool(fields)
 
     def whole(self, located: Located, what: str, low: int, high: int) -> int:
         value = located.value

@@ -224,3 +224,14 @@ def test_speech_estimate_and_spoken_durations() -> None:
 def test_plan_is_pure() -> None:
     routine = load_routine(SCRIPTS / "piriformis.yaml")
     assert build_plan(routine) == build_plan(routine)
+
+
+def test_literal_braces_reach_the_plan_once_unescaped(write_script: WriteScript) -> None:
+    routine = load_routine(write_script("""
+        title: T
+        exercises:
+          - {name: A, hold: 5, say: "Say {{this}}."}
+          - {name: B, hold: 5, sides: [left], say: "{Side}: {{that}}."}
+    """))
+    said = [s.text for s in build_plan(routine).segments if s.role == "instructions"]
+    assert said == ["Say {this}.", "Left: {that}."]

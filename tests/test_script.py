@@ -105,6 +105,18 @@ def test_folded_text_is_joined_into_one_spoken_line(write_script: WriteScript) -
     assert routine.exercises[0].normal.say == "Lie down. Hug your knees."
 
 
+def test_doubled_braces_are_literal_braces(write_script: WriteScript) -> None:
+    routine = load_routine(write_script("""
+        title: "Braces {{ok}}"
+        exercises:
+          - {name: A, hold: 5, say: "Say {{this}}."}
+          - {name: B, hold: 5, sides: [left], say: "{Side}: {{that}}."}
+    """))
+    assert routine.title == "Braces {ok}"
+    assert routine.exercises[0].normal.say == "Say {this}."
+    assert routine.exercises[1].normal.say == "{Side}: {{that}}."  # filled (and unescaped) per side by the plan
+
+
 def test_derived_easier_is_a_third_shorter(write_script: WriteScript) -> None:
     routine = load_routine(write_script("""
         title: T
@@ -184,6 +196,8 @@ def test_reps_default_pace(write_script: WriteScript) -> None:
                  6, "did you mean {side}?", id="placeholder-typo"),
     pytest.param("title: T\nexercises:\n  - name: A\n    hold: 10\n    sides: [right]\n    say: Lift the {side leg.\n",
                  6, "unmatched", id="placeholder-unclosed"),
+    pytest.param("title: T\nexercises:\n  - name: A\n    hold: 10\n    sides: [right]\n    say: The {side!r} leg.\n",
+                 6, "write just {side}", id="placeholder-conversion"),
     pytest.param("title: T\nexercises:\n  - name: A\n    hold: 10\n    say: 12\n", 5, "must be text", id="say-number"),
     pytest.param("title: T\nexercises:\n  - name: A\n    hold: 10\n    say: yes\n", 5, "put it in quotes", id="say-bool"),
     pytest.param("title: T\nexercises:\n  - name: A\n    hold: 10\n    say: ''\n", 5, "is empty", id="say-empty"),
