@@ -1,0 +1,1 @@
+"""Speech: voices that turn text into clips, the phrase cache, and tones."""
