@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
-# System packages coach uses at run time or in its tests.
-APT_PACKAGES=()
+# System packages coach uses at run time or in its tests (sox: tests read audio back with it).
+APT_PACKAGES=(sox)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
