@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Sets coach up on a Debian or Ubuntu machine: the system packages it needs, a virtual
-# environment in .venv, and coach itself (editable, with the test tools). Safe to run again:
-# it installs only what is missing. Needs root or sudo only when a system package is missing.
+# environment in .venv, and coach itself (editable, with the Piper neural voice and the test
+# tools). Safe to run again: it installs only what is missing. Needs root or sudo only when a
+# system package is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
-# System packages coach uses at run time or in its tests (sox: tests read audio back with it).
-APT_PACKAGES=(sox)
+# System packages coach uses at run time or in its tests (espeak-ng: the system voice;
+# sox: tests read audio back with it).
+APT_PACKAGES=(espeak-ng sox)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
@@ -37,5 +39,5 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --editable '.[test]' >&2
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --editable '.[neural,test]' >&2
 echo "setup.sh: ready; coach is .venv/bin/coach" >&2
