@@ -34,6 +34,7 @@ BAD_VOICE = "bad-voice"
 SYNTHESIS = "synthesis"
 
 _WARM_UP_TEXT = "ready"
+_ATTEMPTS = 3
 
 
 class _Answers:
@@ -97,7 +98,18 @@ class _Engine:
         ]
 
     def save(self, text: str, path: str) -> int:
-        """Synthesize ``text`` into the WAV file ``path``; return its sample rate once it is complete."""
+        """Synthesize ``text`` into the WAV file ``path``; return its sample rate once it is complete.
+
+        Under load, espeak's driver has been seen (once in CI) to report a phrase finished with an
+        empty file; a phrase with words must have audio, so that is retried before it is failed.
+        """
+        for _ in range(_ATTEMPTS):
+            rate_hz, frames = self._save_once(text, path)
+            if frames or not text.strip():
+                return rate_hz
+        raise _Failed(SYNTHESIS, f"the speech engine wrote no audio for {text[:40]!r} in {_ATTEMPTS} attempts")
+
+    def _save_once(self, text: str, path: str) -> tuple[int, int]:
         self._finished.clear()
         self._errors.clear()
         if os.path.exists(path):
@@ -110,11 +122,11 @@ class _Engine:
             raise _Failed(SYNTHESIS, f"the speech engine did not finish within {self._finish_timeout_seconds:g} s")
         if self._errors:
             raise _Failed(SYNTHESIS, f"the speech engine failed: {self._errors[0]}")
-        return _finished_wav_rate_hz(path)
+        return _finished_wav(path)
 
 
-def _finished_wav_rate_hz(path: str) -> int:
-    """The sample rate of a finished WAV file; a file still being written has fewer bytes than it says."""
+def _finished_wav(path: str) -> tuple[int, int]:
+    """Sample rate and frame count of a finished WAV file; one still being written has fewer bytes than it says."""
     try:
         with wave.open(path, "rb") as wav:
             params = wav.getparams()
@@ -123,7 +135,7 @@ def _finished_wav_rate_hz(path: str) -> int:
     data_bytes = params.nframes * params.nchannels * params.sampwidth
     if os.path.getsize(path) < data_bytes:
         raise _Failed(SYNTHESIS, f"the WAV file is shorter than its header says ({path})")
-    return params.framerate
+    return params.framerate, params.nframes
 
 
 def _serve(engine: _Engine, answers: _Answers) -> None:
