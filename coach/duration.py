@@ -52,6 +52,8 @@ def _describe(value: object) -> str:
         return "nothing"
     if isinstance(value, bool):
         return f"{str(value).lower()} (a yes/no value)"
+    if isinstance(value, (list, dict)):
+        return "a list" if isinstance(value, list) else "a mapping"
     return f"{type(value).__name__} {value!r}"
 
 

@@ -17,7 +17,7 @@ from typing import Callable, TypeVar
 from coach.duration import parse_duration_seconds
 from coach.errors import ScriptError
 from coach.routine import SIDES, Countdown, Cue, Exercise, Level, Routine, Side
-from coach.yamlread import Located, read_document
+from coach.yamlread import Located, read_document, short_value as _short
 
 ROUTINE_KEYS = ("title", "description", "source", "safety", "exercises")
 EXERCISE_KEYS = (
@@ -352,8 +352,8 @@ def _fitting_countdown(countdown: Countdown, hold_seconds: float) -> Countdown |
 def _unknown_key_message(key: object, what: str, known: tuple[str, ...]) -> str:
     near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
     if near:
-        return f"{what} has the unknown key '{key}'; did you mean '{near[0]}'?"
-    return f"{what} has the unknown key '{key}'; the keys are {', '.join(known)}"
+        return f"{what} has the unknown key {_short(key)}; did you mean '{near[0]}'?"
+    return f"{what} has the unknown key {_short(key)}; the keys are {', '.join(known)}"
 
 
 def _slug(name: str) -> str:
@@ -369,7 +369,4 @@ def _kind(value: object) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"the text {text}" if isinstance(value, str) else text
+    return f"the text {_short(value)}" if isinstance(value, str) else _short(value)

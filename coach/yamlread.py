@@ -9,6 +9,7 @@ PyYAML's safe loader is used and nothing is ever constructed beyond plain scalar
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,15 @@ MAX_SCRIPT_BYTES = 256 * 1024
 
 MAX_NESTING_DEPTH = 8
 """The format nests four levels deep (routine > exercises > exercise > easier > cues > cue)."""
+
+# Longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+_OTHER_UNICODE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"),
+)
+# What YAML (and PyYAML's line numbers) count as a line break, and the characters it refuses.
+_LINE_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+_NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
@@ -53,6 +63,7 @@ def read_document(path: Path) -> Located:
 
 def parse_document(path: Path, text: str) -> Located:
     """Parse YAML ``text`` (already decoded) that came from ``path``."""
+    _refuse_unprintable(path, text)
     _refuse_tab_indentation(path, text)
     _scan_events(path, text)
     try:
@@ -69,6 +80,9 @@ def _decode(path: Path, data: bytes) -> str:
         raise ScriptError(
             path, 1, f"is larger than {MAX_SCRIPT_BYTES // 1024} KB; a routine script is a small text file"
         )
+    for bom, encoding in _OTHER_UNICODE_BOMS:
+        if data.startswith(bom):
+            raise ScriptError(path, 1, f"is {encoding} text; save the file as UTF-8")
     if b"\x00" in data:
         line = data.count(b"\n", 0, data.index(b"\x00")) + 1
         raise ScriptError(path, line, "is a binary file, not a YAML text script")
@@ -83,8 +97,15 @@ def _decode(path: Path, data: bytes) -> str:
         ) from None
 
 
+def _refuse_unprintable(path: Path, text: str) -> None:
+    match = _NOT_PRINTABLE.search(text)
+    if match:
+        line = len(_LINE_BREAKS.findall(text, 0, match.start())) + 1
+        raise ScriptError(path, line, f"contains the control character U+{ord(match.group()):04X}; remove it")
+
+
 def _refuse_tab_indentation(path: Path, text: str) -> None:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_LINE_BREAKS.split(text), start=1):
         indent = line[: len(line) - len(line.lstrip(" \t"))]
         if "\t" in indent and line.strip():
             raise ScriptError(path, number, "is indented with a tab; YAML needs spaces for indentation")
@@ -154,22 +175,34 @@ def _to_located(path: Path, node: yaml.Node) -> Located:
             key_line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
                 raise ScriptError(path, key_line, "a key must be a plain word, not a list or mapping")
-            key = _SCALARS.construct_object(key_node)
+            key = _scalar(path, key_node)
             if not isinstance(key, str):
-                raise ScriptError(path, key_line, f"the key {key!r} must be a word, e.g. hold or say")
+                raise ScriptError(path, key_line, f"the key {short_value(key)} must be a word, e.g. hold or say")
             if key in mapping:
                 raise ScriptError(
-                    path, key_line, f"the key '{key}' appears twice (first on line {first_line[key]}); keep one"
+                    path, key_line, f"the key {short_value(key)} appears twice (first on line {first_line[key]}); keep one"
                 )
             first_line[key] = key_line
             mapping[key] = _to_located(path, value_node)
         return Located(mapping, line)
     if isinstance(node, yaml.SequenceNode):
         return Located([_to_located(path, item) for item in node.value], line)
+    return Located(_scalar(path, node), line)
+
+
+def _scalar(path: Path, node: yaml.Node) -> object:
+    """A plain value; YAML's implicit types can fail here (a date like 2024-02-30, ``=``, ``<<``)."""
     try:
-        return Located(_SCALARS.construct_object(node), line)
-    except (yaml.YAMLError, ValueError, OverflowError) as error:
-        raise ScriptError(path, line, f"cannot read the value {node.value!r} ({error}); put it in quotes") from None
+        return _SCALARS.construct_object(node)
+    except (yaml.YAMLError, ValueError, OverflowError):
+        line = node.start_mark.line + 1
+        raise ScriptError(path, line, f"cannot read the value {short_value(node.value)}; put it in quotes") from None
+
+
+def short_value(value: object) -> str:
+    """A value quoted for a one-line message: repr keeps line breaks escaped; long values are cut."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # Used only for scalars: mappings and sequences are walked above, so nothing but str, int,

@@ -148,7 +148,7 @@ def test_installed_entry_point_runs_without_traceback(tmp_path: Path) -> None:
     """The real console script, as a user runs it: a bad file is one line on stderr."""
     coach = Path(sys.executable).with_name("coach")
     bad = tmp_path / "bad.yaml"
-    bad.write_bytes(b"\xff\xfe\x00binary")
+    bad.write_bytes(b"\x89PNG\x00binary")
     done = subprocess.run([str(coach), "validate", str(bad)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr == f"Error: {bad}:1: is a binary file, not a YAML text script\n"
