@@ -51,7 +51,7 @@ MAX_TEXT_CHARS = 1200
 DERIVED_EASIER_HOLD_FRACTION = 2 / 3
 """With no scripted ``easier``, holds (and reps) are a third shorter."""
 
-_ID_PATTERN = re.compile(r"^\w[\w-]*$")
+_ID_PATTERN = re.compile(r"\w[\w-]*")
 
 T = TypeVar("T")
 
@@ -286,9 +286,9 @@ class _Reader:
         sides: list[Side] = []
         for item in located.value:
             if item.value not in SIDES:
-                raise self.fail(item.line, f"{what} has the side {item.value!r}; sides are right and left")
+                raise self.fail(item.line, f"{what} has the side {_kind(item.value)}; sides are right and left")
             if item.value in sides:
-                raise self.fail(item.line, f"{what} lists the side {item.value!r} twice")
+                raise self.fail(item.line, f"{what} lists the side {item.value} twice")
             sides.append(item.value)  # type: ignore[arg-type]
         return tuple(sides)
 
@@ -319,15 +319,15 @@ class _Reader:
             style = style_at.value if style_at else "speak"
             if style not in COUNTDOWN_STYLES:
                 raise self.fail(style_at.line if style_at else located.line,
-                                f"{what} countdown style must be speak or tick, got {style!r}")
+                                f"{what} countdown style must be speak or tick, got {_kind(style)}")
             return Countdown(self.whole(seconds_at, f"{what} countdown seconds", 1, MAX_COUNTDOWN_SECONDS), style)
         return Countdown(self.whole(located, f"{what} countdown", 1, MAX_COUNTDOWN_SECONDS), "speak")
 
     def identifier(self, located: Located, what: str) -> str:
         value = located.value
-        if not isinstance(value, str) or not _ID_PATTERN.match(value):
+        if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
             raise self.fail(located.line, f"{what} id must be one word of letters, digits and dashes, "
-                                          f"e.g. figure-four; got {value!r}")
+                                          f"e.g. figure-four; got {_kind(value)}")
         return value
 
 

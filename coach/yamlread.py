@@ -193,8 +193,10 @@ def _to_located(path: Path, node: yaml.Node) -> Located:
 def _scalar(path: Path, node: yaml.Node) -> object:
     """A plain value; YAML's implicit types can fail here (a date like 2024-02-30, ``=``, ``<<``)."""
     try:
-        return _SCALARS.construct_object(node)
-    except (yaml.YAMLError, ValueError, OverflowError):
+        # A fresh constructor each time: a shared one caches every node it built, and with it the file.
+        return yaml.constructor.SafeConstructor().construct_object(node)
+    except (yaml.YAMLError, ValueError, OverflowError, IndexError, KeyError, TypeError):
+        # PyYAML's scalar constructors raise all of these for explicit tags with bad text (!!int '').
         line = node.start_mark.line + 1
         raise ScriptError(path, line, f"cannot read the value {short_value(node.value)}; put it in quotes") from None
 
@@ -203,8 +205,3 @@ def short_value(value: object) -> str:
     """A value quoted for a one-line message: repr keeps line breaks escaped; long values are cut."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-# Used only for scalars: mappings and sequences are walked above, so nothing but str, int,
-# float, bool and None can come out of it (the event scan refused every other tag).
-_SCALARS = yaml.constructor.SafeConstructor()
