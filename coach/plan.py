@@ -178,17 +178,18 @@ def _plan_exercise(builder: _Builder, exercise: Exercise, number: int, count: in
 
 
 def _plan_round(builder: _Builder, level: Level, round_number: int, side: Side | None) -> None:
+    # Round 1 always says how long; a routine with one round never reaches round 2.
     announce = f"Round {round_number} of {level.rounds}. " if level.rounds > 1 else ""
     if level.hold_seconds is not None:
         if round_number == 1:
             announce += f"{spoken_duration(level.hold_seconds)}, starting at the tone."
-        builder.say(announce.strip() or "Again, starting at the tone.", role="round")
+        builder.say(announce.strip(), role="round")
         builder.hold(level, side)
     else:
         assert level.reps is not None
         if round_number == 1:
             announce += f"{level.reps} reps, one every {spoken_duration(level.pace_seconds * builder.pace)}."
-        builder.say(announce.strip() or "Again, starting at the tone.", role="round")
+        builder.say(announce.strip(), role="round")
         builder.reps(level.reps, level.pace_seconds * builder.pace)
     if round_number < level.rounds:
         builder.say(fill_sides(level.between, side) if level.between else "Relax.", role="between")
