@@ -8,8 +8,8 @@ cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 # System packages coach uses at run time or in its tests (espeak-ng: the system voice;
-# sox: tests read audio back with it).
-APT_PACKAGES=(espeak-ng sox)
+# sox and ffmpeg's ffprobe: tests read rendered audio and MP3 chapters back with them).
+APT_PACKAGES=(espeak-ng sox ffmpeg)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
