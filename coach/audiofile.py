@@ -13,7 +13,7 @@ import os
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Literal, Protocol, Sequence
+from typing import BinaryIO, Iterable, Iterator, Literal, Protocol, Sequence
 
 import numpy as np
 
@@ -67,11 +67,14 @@ def audio_format(path: Path) -> AudioFormat:
 
 
 class AudioWriter(Protocol):
-    """Receives int16 mono blocks in order; ``finish`` completes the file (it stays open)."""
+    """Receives int16 mono blocks in order; ``finish`` completes the file (it stays open);
+    ``discard`` lets go of a file that will not be finished, without touching it further."""
 
     def write(self, block: np.ndarray) -> None: ...
 
     def finish(self) -> None: ...
+
+    def discard(self) -> None: ...
 
 
 class WavWriter:
@@ -88,6 +91,12 @@ class WavWriter:
 
     def finish(self) -> None:
         self._wav.close()  # patches the RIFF and data sizes; leaves the file object open
+
+    def discard(self) -> None:
+        # wave patches the header when it is closed or garbage-collected; do it now, while the
+        # file is still open, so a failed write does not end in "Exception ignored" noise later.
+        with contextlib.suppress(Exception):
+            self._wav.close()
 
 
 class Mp3Writer:
@@ -115,11 +124,20 @@ class Mp3Writer:
     def finish(self) -> None:
         self._file.write(self._encoder.flush())
 
+    def discard(self) -> None:
+        pass  # the encoder holds no file; the temporary file is removed by its owner
 
-def open_writer(kind: AudioFormat, file: BinaryIO, sample_rate_hz: int) -> AudioWriter:
-    if kind == "wav":
-        return WavWriter(file, sample_rate_hz)
-    return Mp3Writer(file, sample_rate_hz)
+
+def write_audio(kind: AudioFormat, file: BinaryIO, sample_rate_hz: int, blocks: Iterable[np.ndarray]) -> None:
+    """Encode ``blocks`` into ``file`` as they come."""
+    writer: AudioWriter = WavWriter(file, sample_rate_hz) if kind == "wav" else Mp3Writer(file, sample_rate_hz)
+    try:
+        for block in blocks:
+            writer.write(block)
+        writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
 
 
 def write_id3(path: Path, tags: Tags, chapters: Sequence[Chapter] = ()) -> None:
@@ -183,15 +201,14 @@ class AtomicOutputs:
     @contextlib.contextmanager
     def open(self, target: Path) -> Iterator[tuple[BinaryIO, Path]]:
         """A new temporary file for ``target``: yields the open file and its path."""
+        check_target(target)
         folder = target.parent
-        if not folder.is_dir():
-            raise CoachError(f"cannot write {target}: the folder {folder} does not exist; create it first or choose another output")
         _remove_stale_parts(target)
         temporary = folder / f".{target.name}.{os.getpid()}{TEMP_MARKER}"
         with _os_errors(target):
             file = open(temporary, "w+b")  # noqa: SIM115 - closed below
         self._pending.append((temporary, target))
-        with file, _os_errors(target):
+        with _os_errors(target), file:  # closing flushes, which can fail too
             yield file, temporary
 
     def commit(self) -> None:
@@ -204,6 +221,17 @@ class AtomicOutputs:
                 os.replace(temporary, target)
             self._pending.pop(0)
             _sync_folder(target.parent)
+
+
+def check_target(target: Path) -> None:
+    """Fail early, naming the fix, when ``target`` cannot be a file: no folder, or a folder."""
+    folder = target.parent
+    if folder.exists() and not folder.is_dir():
+        raise CoachError(f"cannot write {target}: {folder} is a file, not a folder; check the output path")
+    if not folder.is_dir():
+        raise CoachError(f"cannot write {target}: the folder {folder} does not exist; create it first or choose another output")
+    if target.is_dir():
+        raise CoachError(f"cannot write {target}: it is a folder; give a file name ending in .mp3 or .wav")
 
 
 def _remove_stale_parts(target: Path) -> None:

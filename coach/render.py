@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from coach.audiofile import AtomicOutputs, Chapter, Tags, audio_format, open_writer, write_id3, write_playlist
+from coach.audiofile import AtomicOutputs, AudioFormat, Chapter, Tags, audio_format, write_audio, write_id3, write_playlist
 from coach.errors import CoachError
 from coach.plan import Plan, PlanOptions, Segment, build_plan
 from coach.routine import Routine
@@ -210,10 +210,7 @@ def render(routine: Routine, options: PlanOptions, voice: Voice, output: Path, *
         else:
             files, playlist = [output], None
             with outputs.open(output) as (file, temporary):
-                writer = open_writer(kind, file, spoken.sample_rate_hz)
-                for block in blocks:
-                    writer.write(block)
-                writer.finish()
+                write_audio(kind, file, spoken.sample_rate_hz, blocks)
             if kind == "mp3":
                 write_id3(temporary, Tags(routine.title, routine.title), chapters)
         outputs.commit()
@@ -221,7 +218,7 @@ def render(routine: Routine, options: PlanOptions, voice: Voice, output: Path, *
                         spoken.total_samples, chapters, spoken.plan)
 
 
-def _write_split(outputs: AtomicOutputs, output: Path, kind: str, blocks: Iterable[np.ndarray],
+def _write_split(outputs: AtomicOutputs, output: Path, kind: AudioFormat, blocks: Iterable[np.ndarray],
                  spoken: SpokenPlan, chapters: Sequence[Chapter], album: str) -> list[Path]:
     """One file per chapter, cut from the single mixed stream at the chapters' first samples."""
     rate = spoken.sample_rate_hz
@@ -231,10 +228,7 @@ def _write_split(outputs: AtomicOutputs, output: Path, kind: str, blocks: Iterab
     for number, (chapter, end_sample) in enumerate(zip(chapters, bounds), start=1):
         path = output.with_name(f"{output.stem}-{number:02d}-{_slug(chapter.title)}{output.suffix}")
         with outputs.open(path) as (file, temporary):
-            writer = open_writer(kind, file, rate)  # type: ignore[arg-type]
-            for block in stream.until(end_sample):
-                writer.write(block)
-            writer.finish()
+            write_audio(kind, file, rate, stream.until(end_sample))
         if kind == "mp3":
             write_id3(temporary, Tags(chapter.title, album, (number, len(chapters))))
         files.append(path)

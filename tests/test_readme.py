@@ -11,6 +11,7 @@ from pathlib import Path
 
 from coach.plan import build_plan
 from coach.script import load_routine
+from coach.speech.profiles import load_profile
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -35,20 +36,29 @@ def test_quick_start_is_two_commands_and_the_second_is_ci() -> None:
     assert "pytest" in (REPO / ".ci" / "run").read_text()
 
 
-def test_quick_start_main_job_runs() -> None:
-    """The part after setup.sh, with this environment's coach in place of .venv/bin/coach."""
+def test_quick_start_main_job_renders_the_piriformis_mp3(tmp_path: Path) -> None:
+    """The part after setup.sh, with this environment's coach in place of .venv/bin/coach, run
+    in an empty folder; the MP3 it writes is read back with its chapters."""
+    from mutagen.id3 import ID3
+    from mutagen.mp3 import MP3
+
     setup, _ = quick_start_commands()
     main_job = shlex.split(setup.split("&&", 1)[1])
     assert main_job[0] == ".venv/bin/coach"
     coach = str(Path(sys.executable).with_name("coach"))
-    done = subprocess.run([coach, *main_job[1:]], capture_output=True, text=True, timeout=120,
-                          cwd=REPO, env={**os.environ})
+    done = subprocess.run([coach, *main_job[1:]], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path, env={**os.environ})
     assert done.returncode == 0, done.stderr
-    assert "Piriformis syndrome" in done.stdout
+    output = tmp_path / "piriformis.mp3"
+    assert done.stdout.strip() == "piriformis.mp3"
+    assert 15 * 60 < MP3(output).info.length < 30 * 60
+    chapters = sorted(ID3(output).getall("CHAP"), key=lambda chapter: chapter.start_time)
+    routine = load_routine(REPO / "scripts" / "piriformis.yaml")
+    assert [str(c.sub_frames["TIT2"]) for c in chapters] == ["Introduction", *(e.name for e in routine.exercises)]
 
 
 def test_annotated_example_is_a_valid_script(tmp_path: Path) -> None:
-    (example,) = fenced_blocks("yaml")
+    (example,) = [block for block in fenced_blocks("yaml") if "exercises:" in block]
     path = tmp_path / "morning.yaml"
     path.write_text(example, encoding="utf-8")
     routine = load_routine(path)
@@ -61,3 +71,12 @@ def test_bundled_routine_ids_in_readme_exist() -> None:
     for routine_id in ("piriformis", "leg-numbness", "quick"):
         assert f"`{routine_id}`" in README
         assert (REPO / "scripts" / f"{routine_id}.yaml").is_file()
+
+
+def test_voice_profile_example_is_a_valid_profile(tmp_path: Path) -> None:
+    (example,) = [block for block in fenced_blocks("yaml") if block.startswith("engine:")]
+    path = tmp_path / "slow.yaml"
+    path.write_text(example, encoding="utf-8")
+    profile = load_profile(path)
+    assert (profile.engine, profile.voice, profile.rate_wpm, profile.volume, profile.pitch) == (
+        "pyttsx3", "gmw/en-us", 140, 0.8, 40)

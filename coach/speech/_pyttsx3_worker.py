@@ -2,8 +2,8 @@
 
 pyttsx3 keeps one engine per driver per process, prints "Audio saved to ..." on stdout, gets
 the rate wrong when it changes between phrases and may return from ``runAndWait`` before the
-file exists. So the engine lives here, alone, with voice, rate and volume fixed for its whole
-life by the command line, and the parent talks to it over a small line protocol:
+file exists. So the engine lives here, alone, with voice, rate, volume and pitch fixed for its
+whole life by the command line, and the parent talks to it over a small line protocol:
 
 - requests on stdin, one JSON object a line: ``{"text": "...", "path": "/tmp/.../1.wav"}``;
 - answers on the pipe that was stdout when the process started, one JSON object a line:
@@ -62,7 +62,14 @@ class _Failed(Exception):
 class _Engine:
     """One pyttsx3 engine with fixed settings that saves one phrase per ``runAndWait``."""
 
-    def __init__(self, voice_id: str | None, rate_wpm: int | None, volume: float | None, finish_timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        voice_id: str | None,
+        rate_wpm: int | None,
+        volume: float | None,
+        pitch: int | None,
+        finish_timeout_seconds: float,
+    ) -> None:
         try:
             import pyttsx3
         except ImportError as error:
@@ -84,6 +91,8 @@ class _Engine:
             self._engine.setProperty("rate", rate_wpm)
         if volume is not None:
             self._engine.setProperty("volume", volume)
+        if pitch is not None:  # espeak-ng's 0-100 (50 is its normal); the macOS and Windows drivers ignore it
+            self._engine.setProperty("pitch", pitch)
         self._engine.runAndWait()  # nothing to say: applies the queued settings
         if self._errors:
             error = self._errors[0]
@@ -171,11 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voice-id")
     parser.add_argument("--rate-wpm", type=int)
     parser.add_argument("--volume", type=float)
+    parser.add_argument("--pitch", type=int)
     parser.add_argument("--finish-timeout-seconds", type=float, default=20.0)
     parser.add_argument("--list-voices", action="store_true")
     options = parser.parse_args(argv)
     try:
-        engine = _Engine(options.voice_id, options.rate_wpm, options.volume, options.finish_timeout_seconds)
+        engine = _Engine(
+            options.voice_id, options.rate_wpm, options.volume, options.pitch, options.finish_timeout_seconds
+        )
         if options.list_voices:
             answers.send(event="voices", voices=engine.voices())
             return 0

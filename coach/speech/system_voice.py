@@ -1,7 +1,7 @@
 """The "system" voice: the platform's speech engine through pyttsx3 (espeak-ng on Linux).
 
 pyttsx3 runs in a worker process (``coach.speech._pyttsx3_worker``) that owns one engine with
-fixed voice, rate and volume; this module sends it one phrase at a time, reads the WAV it
+fixed voice, rate, volume and pitch; this module sends it one phrase at a time, reads the WAV it
 saved and hands back a trimmed :class:`~coach.speech.clip.Clip`. A worker that dies is
 restarted on the next phrase; one that hangs is killed and restarted once, then the phrase
 fails with a :class:`~coach.errors.CoachError` that says what to do.
@@ -37,6 +37,11 @@ from coach.speech.pcm import KEEP_SILENCE_SECONDS, SILENCE_THRESHOLD, read_wav_c
 INSTALL_PYTTSX3 = "pip install pyttsx3"
 INSTALL_ESPEAK_NG = "install espeak-ng: apt-get install espeak-ng"
 
+# espeak-ng's base pitch scale (espeakPITCH): 0 to 100, 50 being each voice's normal.
+MIN_PITCH = 0
+MAX_PITCH = 100
+
+
 class EngineVoice(NamedTuple):
     """A voice the system engine offers, as ``coach voices`` lists it."""
 
@@ -65,7 +70,9 @@ class SystemVoice:
     """The platform speech engine through pyttsx3, in a worker process with fixed settings.
 
     ``voice_id`` is an engine voice id (``gmw/en-us`` with espeak-ng; None for the engine's
-    default), ``rate_wpm`` the speaking rate in words per minute, ``volume`` from 0.0 to 1.0.
+    default), ``rate_wpm`` the speaking rate in words per minute, ``volume`` from 0.0 to 1.0,
+    ``pitch`` espeak-ng's base pitch from 0 to 100 (50 is its normal; None leaves the voice's
+    own). pyttsx3's macOS and Windows drivers ignore ``pitch``.
     ``timeout_seconds`` bounds the worker's start and each phrase. ``worker_command`` replaces
     ``python -m coach.speech._pyttsx3_worker`` (tests hand in a worker that hangs); the
     settings are appended to it as options.
@@ -79,6 +86,7 @@ class SystemVoice:
         rate_wpm: int,
         volume: float,
         *,
+        pitch: int | None = None,
         timeout_seconds: float = 30.0,
         worker_command: Sequence[str] | None = None,
     ) -> None:
@@ -86,9 +94,12 @@ class SystemVoice:
             raise ValueError(f"rate_wpm must be positive, got {rate_wpm}")
         if not 0.0 <= volume <= 1.0:
             raise ValueError(f"volume must be between 0.0 and 1.0, got {volume}")
+        if pitch is not None and not MIN_PITCH <= pitch <= MAX_PITCH:
+            raise ValueError(f"pitch must be between {MIN_PITCH} and {MAX_PITCH}, got {pitch}")
         self.voice_id = voice_id
         self.rate_wpm = int(rate_wpm)
         self.volume = float(volume)
+        self.pitch = None if pitch is None else int(pitch)
         self._timeout_seconds = timeout_seconds
         self._worker_command = list(worker_command) if worker_command is not None else None
         self._worker: _Worker | None = None
@@ -109,7 +120,7 @@ class SystemVoice:
         return worker.pid if worker is not None and worker.alive() else None
 
     def cache_key(self) -> str:
-        """Engine and driver, pyttsx3 and espeak-ng versions, voice, rate and volume, as JSON."""
+        """Engine and driver, pyttsx3 and espeak-ng versions, voice, rate, volume and pitch, as JSON."""
         return json.dumps(
             {
                 "engine": "pyttsx3",
@@ -119,6 +130,7 @@ class SystemVoice:
                 "voice_id": self.voice_id,
                 "rate_wpm": self.rate_wpm,
                 "volume": self.volume,
+                "pitch": self.pitch,
                 "trim": [SILENCE_THRESHOLD, KEEP_SILENCE_SECONDS],
             },
             sort_keys=True,
@@ -182,6 +194,8 @@ class SystemVoice:
         options += ["--finish-timeout-seconds", repr(0.9 * self._timeout_seconds)]
         if self.voice_id is not None:
             options += ["--voice-id", self.voice_id]
+        if self.pitch is not None:
+            options += ["--pitch", str(self.pitch)]
         command = [*(self._worker_command or _DEFAULT_WORKER_COMMAND), *options]
         self._worker = _Worker.start(command, self._timeout_seconds, self.voice_id)
         return self._worker
