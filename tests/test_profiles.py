@@ -19,8 +19,9 @@ from coach.errors import CoachError, ScriptError
 from coach.speech.clip import Clip
 from coach.speech.piper_voice import INSTALL_NEURAL, PiperVoice
 from coach.speech.profiles import (
+    ESPEAK_SPEECH_WPM_PER_RATE_WPM,
     JOE_NATURAL_WPM,
-    MAX_RATE_WPM,
+    MAX_PIPER_RATE_WPM,
     MIN_RATE_WPM,
     VoiceProfile,
     available_profiles,
@@ -102,7 +103,9 @@ def test_the_bundled_profiles_load_from_the_voices_folder() -> None:
     assert 150 <= system.rate_wpm <= 160 and system.volume == 0.9
     assert system.path == REPO / "voices" / "system.yaml"
     assert (joe.engine, joe.voice, joe.pitch, joe.origin) == ("piper", "joe", None, "bundled")
-    assert joe.rate_wpm < JOE_NATURAL_WPM and joe.volume == 0.9  # calm: slower than joe's natural pace
+    # calm: slower than joe's natural pace, and the same pace as the system voice
+    assert joe.rate_wpm * ESPEAK_SPEECH_WPM_PER_RATE_WPM < JOE_NATURAL_WPM and joe.volume == 0.9
+    assert joe.rate_wpm == system.rate_wpm
     assert system.description and joe.description
     assert load_profile(system.path, "bundled") == system
 
@@ -200,7 +203,7 @@ ERRORS = [
     pytest.param("engine: piper\nvoice: joe\nrate_wpm: fast\nvolume: 0.9\n", 3,
                  "rate_wpm (words per minute) must be a whole number, got the text 'fast'", id="rate-not-number"),
     pytest.param("engine: piper\nvoice: joe\nrate_wpm: 40\nvolume: 0.9\n", 3,
-                 "rate_wpm (words per minute) must be between 80 and 300, got 40", id="rate-too-slow"),
+                 "rate_wpm (words per minute) must be between 80 and 240, got 40", id="rate-too-slow"),
     pytest.param("engine: piper\nvoice: joe\nrate_wpm: 150\n", 1,
                  "the voice profile has no 'volume'; add volume: 0.9", id="missing-volume"),
     pytest.param("engine: piper\nvoice: joe\nrate_wpm: 150\nvolume: 90\n", 4,
@@ -317,7 +320,20 @@ def test_the_joe_profile_speaks_at_its_rate() -> None:
         clip = voice.synthesize(HELD_OUT_SENTENCE)
     assert clip.sample_rate_hz == 22050 and clip.samples.dtype == np.int16
     assert np.sqrt(np.mean(clip.samples.astype(np.float64) ** 2)) > 1000
-    assert words_per_minute(HELD_OUT_SENTENCE, clip) == pytest.approx(profile.rate_wpm, rel=0.15)
+    expected = profile.rate_wpm * ESPEAK_SPEECH_WPM_PER_RATE_WPM
+    assert words_per_minute(HELD_OUT_SENTENCE, clip) == pytest.approx(expected, rel=0.15)
+
+
+@needs_system_voice
+@needs_piper
+@pytest.mark.parametrize("rate_wpm", [110, 155, 200])
+def test_the_same_rate_is_the_same_pace_in_both_engines(write_profile: WriteProfile, rate_wpm: int) -> None:
+    paces = []
+    for engine, voice in (("pyttsx3", "gmw/en-us"), ("piper", "joe")):
+        path = write_profile(f"engine: {engine}\nvoice: {voice}\nrate_wpm: {rate_wpm}\nvolume: 0.9\n", f"{engine}.yaml")
+        with closing(make_voice(load_profile(path))) as made:
+            paces.append(words_per_minute(HELD_OUT_SENTENCE, made.synthesize(HELD_OUT_SENTENCE)))
+    assert paces[1] == pytest.approx(paces[0], rel=0.15)
 
 
 @needs_pocketsphinx
@@ -332,20 +348,28 @@ def test_each_bundled_profile_is_understood(name: str) -> None:
 
 
 @needs_piper
-@pytest.mark.parametrize("rate_wpm", [100, 150, 210, 280])
+@pytest.mark.parametrize("rate_wpm", [80, 110, 155, 200, 240])
 def test_the_piper_rate_conversion_hits_the_requested_rate(write_profile: WriteProfile, rate_wpm: int) -> None:
     path = write_profile(f"engine: piper\nvoice: joe\nrate_wpm: {rate_wpm}\nvolume: 0.9\n")
     with closing(make_voice(load_profile(path))) as voice:
         clip = voice.synthesize(HELD_OUT_SENTENCE)
-    assert words_per_minute(HELD_OUT_SENTENCE, clip) == pytest.approx(rate_wpm, rel=0.15)
+    expected = rate_wpm * ESPEAK_SPEECH_WPM_PER_RATE_WPM
+    assert words_per_minute(HELD_OUT_SENTENCE, clip) == pytest.approx(expected, rel=0.15)
 
 
 def test_the_piper_length_scale_is_one_at_the_natural_rate_and_longer_when_slower() -> None:
-    assert piper_length_scale(JOE_NATURAL_WPM) == 1.0
-    scales = [piper_length_scale(rate) for rate in range(MIN_RATE_WPM, MAX_RATE_WPM + 1)]
+    assert piper_length_scale(JOE_NATURAL_WPM / ESPEAK_SPEECH_WPM_PER_RATE_WPM) == 1.0
+    scales = [piper_length_scale(rate) for rate in range(MIN_RATE_WPM, MAX_PIPER_RATE_WPM + 1)]
     assert all(slower > faster for slower, faster in itertools.pairwise(scales))
-    with pytest.raises(ValueError, match="between 80 and 300"):
-        piper_length_scale(MAX_RATE_WPM + 1)
+    with pytest.raises(ValueError, match="between 80 and 240 for piper"):
+        piper_length_scale(MAX_PIPER_RATE_WPM + 1)
+
+
+def test_a_piper_rate_beyond_its_fastest_names_the_limit(write_profile: WriteProfile) -> None:
+    path = write_profile("engine: piper\nvoice: joe\nrate_wpm: 280\nvolume: 0.9\n")
+    with pytest.raises(ScriptError) as raised:
+        load_profile(path)
+    assert str(raised.value) == f"{path}:3: rate_wpm (words per minute) must be between 80 and 240, got 280"
 
 
 @needs_system_voice

@@ -9,7 +9,7 @@ A profile file::
 
     engine: pyttsx3        # or piper
     voice: gmw/en-us       # an id from `coach voices`; piper has only joe
-    rate_wpm: 155          # words per minute, 80 to 300
+    rate_wpm: 155          # words per minute on espeak-ng's scale, 80 to 300 (piper: to 240)
     volume: 0.9            # 0.0 to 1.0
     pitch: 45              # optional, pyttsx3 only: espeak-ng's 0 to 100, 50 is normal
     description: Calm built-in voice   # optional, one line
@@ -45,6 +45,8 @@ PIPER_VOICES = ("joe",)
 # Bounds that catch typos (a rate of 1500, volume 90 for 90 %) rather than taste.
 MIN_RATE_WPM = 80
 MAX_RATE_WPM = 300
+MAX_PIPER_RATE_WPM = 240
+"""joe at 240 on espeak-ng's scale is already its fastest measured length scale (0.7)."""
 MAX_DESCRIPTION_CHARS = 200
 
 JOE_NATURAL_WPM = 246
@@ -188,16 +190,29 @@ def make_voice(profile: VoiceProfile) -> Voice:
     return SystemVoice(profile.voice, profile.rate_wpm, profile.volume, pitch=profile.pitch)
 
 
+ESPEAK_SPEECH_WPM_PER_RATE_WPM = 1.335
+"""espeak-ng at ``rate_wpm`` N speaks its words at about 1.335 N per minute of trimmed speech.
+
+``rate_wpm`` is one scale for every engine, espeak-ng's own (its setting counts pauses, so
+trimmed speech runs faster than the number): joe at N paces like the system voice at N.
+Measured as ``_JOE_LENGTH_SCALE_WPM`` was: espeak-ng 1.51 at 155 gives 207 words per minute
+on those sentences; on the piriformis routine's ten longest phrases the ratio was 1.12-1.16
+from 100 to 300, and joe at the converted length scale matched espeak-ng at 155 within 1 %
+(178 vs 177 words per minute).
+"""
+
+
 def piper_length_scale(rate_wpm: float) -> float:
-    """Piper's ``length_scale`` that makes joe speak at ``rate_wpm`` (see ``_JOE_LENGTH_SCALE_WPM``)."""
-    if not MIN_RATE_WPM <= rate_wpm <= MAX_RATE_WPM:
-        raise ValueError(f"rate_wpm must be between {MIN_RATE_WPM} and {MAX_RATE_WPM}, got {rate_wpm}")
-    # The table runs from fast to slow; find the two rows around rate_wpm.
+    """Piper's ``length_scale`` that makes joe as fast as espeak-ng at ``rate_wpm`` (espeak-ng's scale)."""
+    if not MIN_RATE_WPM <= rate_wpm <= MAX_PIPER_RATE_WPM:
+        raise ValueError(f"rate_wpm must be between {MIN_RATE_WPM} and {MAX_PIPER_RATE_WPM} for piper, got {rate_wpm}")
+    speech_wpm = rate_wpm * ESPEAK_SPEECH_WPM_PER_RATE_WPM
+    # The table runs from fast to slow; find the two rows around speech_wpm.
     for (fast_scale, fast_wpm), (slow_scale, slow_wpm) in itertools.pairwise(_JOE_LENGTH_SCALE_WPM):
-        if slow_wpm <= rate_wpm <= fast_wpm:
-            fraction = (fast_wpm - rate_wpm) / (fast_wpm - slow_wpm)
+        if slow_wpm <= speech_wpm <= fast_wpm:
+            fraction = (fast_wpm - speech_wpm) / (fast_wpm - slow_wpm)
             return round(fast_scale + fraction * (slow_scale - fast_scale), 3)
-    raise AssertionError(f"the length-scale table does not cover {rate_wpm} wpm")  # the bounds above prevent it
+    raise AssertionError(f"the length-scale table does not cover {speech_wpm} wpm")  # the bounds above prevent it
 
 
 def engine_voices() -> list[EngineVoices]:
@@ -247,7 +262,8 @@ def _profile(path: Path, document: Located, origin: Origin) -> VoiceProfile:
     else:
         voice_at = require("voice", "gmw/en-us (`coach voices` lists the ids)")
         voice = _text(path, voice_at, "voice must be text, e.g. gmw/en-us")
-    rate_wpm = reader.whole(require("rate_wpm", "150"), "rate_wpm (words per minute)", MIN_RATE_WPM, MAX_RATE_WPM)
+    fastest = MAX_PIPER_RATE_WPM if engine == "piper" else MAX_RATE_WPM
+    rate_wpm = reader.whole(require("rate_wpm", "150"), "rate_wpm (words per minute)", MIN_RATE_WPM, fastest)
     volume = _volume(path, require("volume", "0.9"))
     pitch = None
     if "pitch" in fields:
