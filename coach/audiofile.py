@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import wave
 from dataclasses import dataclass
@@ -236,7 +237,7 @@ def check_target(target: Path) -> None:
 
 def _remove_stale_parts(target: Path) -> None:
     """Delete temporary files for ``target`` left by renders that were killed outright."""
-    for part in target.parent.glob(f".{_glob_escape(target.name)}.*{TEMP_MARKER}"):
+    for part in target.parent.glob(f".{glob.escape(target.name)}.*{TEMP_MARKER}"):
         pid_text = part.name[len(target.name) + 2 : -len(TEMP_MARKER)]
         if pid_text.isdigit() and not _process_alive(int(pid_text)):
             with contextlib.suppress(OSError):
@@ -249,12 +250,8 @@ def _process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive
-        return True
+        pass
     return True
-
-
-def _glob_escape(name: str) -> str:
-    return "".join(f"[{char}]" if char in "*?[" else char for char in name)
 
 
 def _sync_file(path: Path) -> None:

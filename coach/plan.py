@@ -94,6 +94,16 @@ class Segment:
     def end(self) -> float:
         return self.start + self.seconds
 
+    @property
+    def spoken_text(self) -> str | None:
+        """What a voice says for this segment (a phrase, a counted number), or None."""
+        return self.text if self.kind in ("speech", "countdown", "rep") else None
+
+    @property
+    def sounds(self) -> bool:
+        """Whether anything is heard: a phrase or a tone; holds and rests are silence."""
+        return self.tone is not None or self.spoken_text is not None
+
     def to_json(self) -> dict[str, object]:
         return {key: value for key, value in asdict(self).items() if value is not None or key in _ALWAYS}
 
@@ -118,8 +128,8 @@ class Plan:
         """Every distinct spoken text, in order of first use: what a voice must synthesize."""
         seen: dict[str, None] = {}
         for segment in self.segments:
-            if segment.text is not None and segment.kind in ("speech", "countdown", "rep"):
-                seen.setdefault(segment.text, None)
+            if segment.spoken_text is not None:
+                seen.setdefault(segment.spoken_text, None)
         return tuple(seen)
 
 

@@ -141,8 +141,8 @@ def place(spoken: SpokenPlan) -> list[Placement]:
 def _sound_of(segment: Segment, clips: Mapping[str, Clip], rate: int) -> np.ndarray | None:
     if segment.tone is not None:  # tones, and countdowns in the tick style
         return make_tone(segment.tone, rate).samples
-    if segment.text is not None and segment.kind in ("speech", "countdown", "rep"):
-        return clips[segment.text].samples
+    if segment.spoken_text is not None:
+        return clips[segment.spoken_text].samples
     return None  # holds and rests are silence
 
 

@@ -38,6 +38,19 @@ _PLAIN_TAGS = frozenset(
 
 
 @dataclass(frozen=True)
+class FileKind:
+    """What the file being read is, as the reader's messages name it."""
+
+    noun: str  # "script"
+    long_noun: str  # "routine script"
+    item: str  # what one file holds: "routine"
+    empty_hint: str  # what an empty file lacks
+
+
+SCRIPT = FileKind("script", "routine script", "routine", "a script needs at least a title and exercises")
+
+
+@dataclass(frozen=True)
 class Located:
     """A plain value (str, int, float, bool, None, list of Located, dict of str to Located) and
     the 1-based line it starts on."""
@@ -46,46 +59,46 @@ class Located:
     line: int
 
 
-def read_document(path: Path) -> Located:
+def read_document(path: Path, kind: FileKind = SCRIPT) -> Located:
     """Load ``path`` as one YAML document. Raises ``ScriptError`` for anything unusable."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_SCRIPT_BYTES + 1)
     except IsADirectoryError:
-        raise ScriptError(path, 1, "is a folder, not a script file; give the path of a .yaml file") from None
+        raise ScriptError(path, 1, f"is a folder, not a {kind.noun} file; give the path of a .yaml file") from None
     except FileNotFoundError:
         raise ScriptError(path, 1, "no such file; check the path") from None
     except OSError as error:
         raise ScriptError(path, 1, f"cannot be read ({error.strerror}); check its permissions") from None
-    text = _decode(path, data)
-    return parse_document(path, text)
+    text = _decode(path, data, kind)
+    return parse_document(path, text, kind)
 
 
-def parse_document(path: Path, text: str) -> Located:
+def parse_document(path: Path, text: str, kind: FileKind = SCRIPT) -> Located:
     """Parse YAML ``text`` (already decoded) that came from ``path``."""
     _refuse_unprintable(path, text)
     _refuse_tab_indentation(path, text)
-    _scan_events(path, text)
+    _scan_events(path, text, kind)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as error:  # the event scan parses the same text, so this is a safety net
         raise _syntax_error(path, error) from None
     if node is None:
-        raise ScriptError(path, 1, "the file is empty; a script needs at least a title and exercises")
+        raise ScriptError(path, 1, f"the file is empty; {kind.empty_hint}")
     return _to_located(path, node)
 
 
-def _decode(path: Path, data: bytes) -> str:
+def _decode(path: Path, data: bytes, kind: FileKind) -> str:
     if len(data) > MAX_SCRIPT_BYTES:
         raise ScriptError(
-            path, 1, f"is larger than {MAX_SCRIPT_BYTES // 1024} KB; a routine script is a small text file"
+            path, 1, f"is larger than {MAX_SCRIPT_BYTES // 1024} KB; a {kind.long_noun} is a small text file"
         )
     for bom, encoding in _OTHER_UNICODE_BOMS:
         if data.startswith(bom):
             raise ScriptError(path, 1, f"is {encoding} text; save the file as UTF-8")
     if b"\x00" in data:
         line = data.count(b"\n", 0, data.index(b"\x00")) + 1
-        raise ScriptError(path, line, "is a binary file, not a YAML text script")
+        raise ScriptError(path, line, f"is a binary file, not a YAML text {kind.noun}")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -111,7 +124,7 @@ def _refuse_tab_indentation(path: Path, text: str) -> None:
             raise ScriptError(path, number, "is indented with a tab; YAML needs spaces for indentation")
 
 
-def _scan_events(path: Path, text: str) -> None:
+def _scan_events(path: Path, text: str, kind: FileKind) -> None:
     """Walk the parser's event stream (iterative, so no recursion) before building any tree."""
     depth = 0
     documents = 0
@@ -124,16 +137,16 @@ def _scan_events(path: Path, text: str) -> None:
                 )
             tag = getattr(event, "tag", None)
             if tag not in (None, "!") and tag not in _PLAIN_TAGS:
-                raise ScriptError(path, line, f"uses the YAML tag {tag!r}; remove it, scripts hold plain values only")
+                raise ScriptError(path, line, f"uses the YAML tag {tag!r}; remove it, {kind.noun}s hold plain values only")
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
-                    raise ScriptError(path, line, "holds a second YAML document (---); put one routine in each file")
+                    raise ScriptError(path, line, f"holds a second YAML document (---); put one {kind.item} in each file")
             elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_NESTING_DEPTH:
                     raise ScriptError(
-                        path, line, f"nests deeper than {MAX_NESTING_DEPTH} levels; the script format is much flatter"
+                        path, line, f"nests deeper than {MAX_NESTING_DEPTH} levels; the {kind.noun} format is much flatter"
                     )
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1

@@ -406,3 +406,16 @@ def test_engine_voices_lists_each_engine_as_plain_data() -> None:
     assert [voice.id for voice in piper.voices] == (["joe"] if neural_voice_installed() else [])
     as_json = json.loads(json.dumps([dataclasses.asdict(listing) for listing in listings.values()]))
     assert {"engine", "available", "reason", "voices"} == set(as_json[0])
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("engine: pyttsx3\n---\nengine: piper\n", 2, "holds a second YAML document (---); put one profile in each file"),
+    ("engine: !!python/name:os.system pyttsx3\n", 1,
+     "uses the YAML tag 'tag:yaml.org,2002:python/name:os.system'; remove it, voice profiles hold plain values only"),
+])
+def test_the_yaml_readers_refusals_name_a_voice_profile(write_profile: WriteProfile, text: str, line: int,
+                                                        message: str) -> None:
+    path = write_profile(text)
+    with pytest.raises(ScriptError) as raised:
+        load_profile(path)
+    assert str(raised.value) == f"{path}:{line}: {message}"

@@ -73,7 +73,7 @@ class _Layout:
         self.plan = plan
         self.total_seconds = plan.total_seconds  # Plan computes it on each call
         segments = plan.segments
-        self.sounds: list[Segment] = [s for s in segments if _sounds(s)]
+        self.sounds: list[Segment] = [s for s in segments if s.sounds]
         self.sound_starts = [s.start for s in self.sounds]
         # A span runs from a start tone's onset to its end tone's onset: a hold, or a block of reps.
         self.spans: list[tuple[float, float]] = []
@@ -153,10 +153,6 @@ class _Layout:
         if segment.exercise == unit.exercise and segment.side == unit.side and segment.role != "closing":
             return segment.round
         return None
-
-
-def _sounds(segment: Segment) -> bool:
-    return segment.tone is not None or (segment.text is not None and segment.kind in ("speech", "countdown", "rep"))
 
 
 _Preamble = Sequence[str | Segment]

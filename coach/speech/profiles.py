@@ -33,7 +33,7 @@ from coach.script import FieldReader, kind_of
 from coach.speech.clip import Voice
 from coach.speech.piper_voice import INSTALL_NEURAL, PiperVoice
 from coach.speech.system_voice import MAX_PITCH, MIN_PITCH, SystemVoice, list_engine_voices
-from coach.yamlread import Located, read_document, short_value
+from coach.yamlread import FileKind, Located, read_document, short_value
 
 Engine = Literal["pyttsx3", "piper"]
 Origin = Literal["bundled", "user"]
@@ -115,14 +115,7 @@ def user_voices_dir() -> Path:
 def load_profile(path: Path | str, origin: Origin = "user") -> VoiceProfile:
     """Read and validate the profile at ``path``; every problem is a ``ScriptError`` with line and fix."""
     path = Path(path)
-    try:
-        document = read_document(path)
-    except ScriptError as error:
-        # The YAML reader's empty-file message speaks of routine scripts.
-        if error.message.startswith("the file is empty"):
-            raise ScriptError(path, 1, f"the file is empty; {_NEEDED}") from None
-        raise
-    return _profile(path, document, origin)
+    return _profile(path, read_document(path, PROFILE), origin)
 
 
 def available_profiles(on_invalid: Callable[[ScriptError], None] | None = None) -> list[VoiceProfile]:
@@ -238,6 +231,8 @@ def engine_voices() -> list[EngineVoices]:
 
 
 _NEEDED = "a voice profile needs engine, voice, rate_wpm and volume, e.g. engine: pyttsx3"
+PROFILE = FileKind("voice profile", "voice profile", "profile", _NEEDED)
+"""How the YAML reader's messages name a voice profile file."""
 
 
 def _profile_files(folder: Path) -> Iterator[Path]:
