@@ -8,8 +8,11 @@ cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 # System packages coach uses at run time or in its tests (espeak-ng: the system voice;
-# sox and ffmpeg's ffprobe: tests read rendered audio and MP3 chapters back with them).
-APT_PACKAGES=(espeak-ng sox ffmpeg)
+# sox and ffmpeg's ffprobe: tests read rendered audio and MP3 chapters back with them;
+# libportaudio2: sounddevice's PortAudio, which PyPI's Linux wheels do not carry;
+# libasound2-plugins: PortAudio's ALSA reaches a PulseAudio or PipeWire server through it;
+# pulseaudio and pulseaudio-utils: the tests' private sound server with null sinks).
+APT_PACKAGES=(espeak-ng sox ffmpeg libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
