@@ -52,11 +52,17 @@ class PlanOptions:
     ``easier``: ids of exercises to run at their easier level.
     ``pace``: multiplies the time the coach gives between things (gaps, settling, rests, rep
     pace); never a hold, which is the prescription. 1.0 is as scripted, 1.5 is slower.
+    ``eased_last_time``: exercises (also in ``easier``) that start easier because of a report in
+    the last session; the coach says why. ``back_to_normal``: exercises back at their usual level
+    after clean sessions at the easier one; the coach says so. Both come from the history; a
+    rendered file has neither.
     """
 
     sides: tuple[Side, ...] | None = None
     easier: frozenset[str] = frozenset()
     pace: float = 1.0
+    eased_last_time: frozenset[str] = frozenset()
+    back_to_normal: frozenset[str] = frozenset()
 
     def checked_against(self, routine: Routine) -> PlanOptions:
         unknown = sorted(self.easier - {exercise.id for exercise in routine.exercises})
@@ -67,6 +73,9 @@ class PlanOptions:
             raise OptionError(f"pace {self.pace:g} is out of range; use {MIN_PACE:g} (brisk) to {MAX_PACE:g} (slow)")
         if self.sides is not None and not self.sides:
             raise OptionError("no sides chosen; use right, left or both")
+        # Internal consistency, not user input: the history computes both sets.
+        assert self.eased_last_time <= self.easier, "eased_last_time must be a subset of easier"
+        assert not self.back_to_normal & self.easier, "back_to_normal must not be easier"
         return self
 
 
@@ -145,7 +154,7 @@ def build_plan(routine: Routine, options: PlanOptions = PlanOptions(),
     chosen = [(exercise, sides) for exercise, sides in chosen if sides is not None]
     for number, (exercise, sides) in enumerate(chosen, start=1):
         easier = exercise.id in options.easier
-        _plan_exercise(builder, exercise, number, len(chosen), sides, easier)
+        _plan_exercise(builder, exercise, number, len(chosen), sides, easier, options)
     builder.say("That is the end of the session. Well done. Take a moment before you get up.", role="closing")
     return Plan(routine, options, tuple(sorted(builder.segments, key=lambda s: s.start)))
 
@@ -161,15 +170,19 @@ def _sides_for(exercise: Exercise, options: PlanOptions) -> tuple[Side | None, .
 
 
 def _plan_exercise(builder: _Builder, exercise: Exercise, number: int, count: int,
-                   sides: tuple[Side | None, ...], easier: bool) -> None:
+                   sides: tuple[Side | None, ...], easier: bool, carry: PlanOptions) -> None:
     level = exercise.easier if easier else exercise.normal
     builder.context(exercise=exercise.id)
     builder.say(f"Exercise {number} of {count}: {exercise.name}.", role="exercise")
     if easier:
-        note = "This one is at the easier level today."
+        note = ("Last time you reported tingling or numbness in this one, so it is at the easier level today."
+                if exercise.id in carry.eased_last_time else "This one is at the easier level today.")
         if not exercise.easier_is_scripted:
             note += " Use less force, and the holds are shorter."
         builder.say(note, role="easing")
+    elif exercise.id in carry.back_to_normal:
+        builder.say("The easier level went well in your last sessions, so this one is back to "
+                    "its usual level. Say tingling if it is too much.", role="easing")
     for index, side in enumerate(sides):
         builder.context(exercise=exercise.id, side=side)
         if side is not None:

@@ -130,7 +130,7 @@ def place(spoken: SpokenPlan) -> list[Placement]:
     rate, total = spoken.sample_rate_hz, spoken.total_samples
     placements = []
     for segment in spoken.plan.segments:
-        samples = _sound_of(segment, spoken.clips, rate)
+        samples = sound_of(segment, spoken.clips, rate)
         if samples is None or not len(samples):
             continue
         start = round(segment.start * rate)
@@ -138,7 +138,7 @@ def place(spoken: SpokenPlan) -> list[Placement]:
     return placements
 
 
-def _sound_of(segment: Segment, clips: Mapping[str, Clip], rate: int) -> np.ndarray | None:
+def sound_of(segment: Segment, clips: Mapping[str, Clip], rate: int) -> np.ndarray | None:
     if segment.tone is not None:  # tones, and countdowns in the tick style
         return make_tone(segment.tone, rate).samples
     if segment.spoken_text is not None:

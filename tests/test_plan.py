@@ -181,6 +181,25 @@ def test_derived_easier_says_to_use_less_force(write_script: WriteScript) -> Non
     assert "less force" in (easing.text or "")
 
 
+def test_carried_over_levels_say_why() -> None:
+    routine = load_routine(SCRIPTS / "piriformis.yaml")
+    fig4, clam = "lying-figure-four-stretch", "side-lying-clamshell-hold"
+    options = PlanOptions(easier=frozenset({fig4}), eased_last_time=frozenset({fig4}),
+                          back_to_normal=frozenset({clam}))
+    plan = build_plan(routine, options)
+    [eased] = [s.text for s in plan.for_exercise(fig4) if s.role == "easing"]
+    assert eased is not None and "Last time you reported tingling" in eased
+    [restored] = [s.text for s in plan.for_exercise(clam) if s.role == "easing"]
+    assert restored is not None and "back to its usual level" in restored
+    # Only the announcements differ from a plain easier plan: same holds, same everything else.
+    plain = build_plan(routine, PlanOptions(easier=frozenset({fig4})))
+    assert holds(plan, fig4) == holds(plain, fig4) and holds(plan, clam) == holds(plain, clam)
+    # Without the history's word, an easier exercise just says it is easier today.
+    [note] = [s.text for s in plain.for_exercise(fig4) if s.role == "easing"]
+    assert note is not None and note.startswith("This one is at the easier level today.")
+    assert not [s for s in plain.for_exercise(clam) if s.role == "easing"]
+
+
 def test_pace_stretches_the_gaps_but_never_a_hold() -> None:
     routine = load_routine(SCRIPTS / "leg-numbness.yaml")
     normal, slow = build_plan(routine), build_plan(routine, PlanOptions(pace=1.5))

@@ -238,6 +238,15 @@ class SessionEngine:
                 return actions
         return actions + getattr(self, f"_on_{name}")(t, heard)
 
+    def interrupt(self, t: float) -> list[Action]:
+        """The person ended the session outside the commands (Ctrl-C, SIGTERM): its end, silently.
+
+        Only the records: the runner is closing the audio already.
+        """
+        if self._phase in ("ready", "ended"):
+            return []
+        return [action for action in self._end(t, "stopped") if isinstance(action, Record)]
+
     def status(self, t: float) -> Status:
         layout = self._layout
         plan_t = self._position(t)
