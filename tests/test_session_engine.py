@@ -587,3 +587,22 @@ def test_random_commands_never_raise_and_end_consistently(name: str, script: lis
     # History: one end, after the start; every finished exercise names a real one.
     ids = {e.id for e in run.engine.routine.exercises}
     assert all(e.exercise_id in ids and e.at_t >= T0 for e in run.records(ExerciseFinished))
+
+
+# --- interrupted from outside (Ctrl-C, SIGTERM) ----------------------------------------------
+
+def test_interrupt_records_the_end_without_a_sound() -> None:
+    run = Run.of("piriformis")
+    run.until(120.0)
+    actions = run.take(run.engine.interrupt(run.t))
+    assert all(isinstance(a, Record) for a in actions)  # no prompt: the audio is closing
+    [skipped] = [a.event for a in actions if isinstance(a.event, ExerciseFinished)]
+    assert skipped.outcome == "skipped"
+    assert run.records(SessionEnded)[-1].reason == "stopped"
+    assert run.engine.phase == "ended"
+    assert run.engine.interrupt(run.t) == []  # once only
+
+
+def test_interrupt_before_start_records_nothing() -> None:
+    engine = SessionEngine(routine("quick"))
+    assert engine.interrupt(T0) == []
