@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import pytest
+
+from tests.pulse import PulseServer, missing_programs, reinitialize_portaudio
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
@@ -30,3 +36,46 @@ def write_script(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def pulse() -> Iterator[PulseServer]:
+    """A private PulseAudio server for the whole session (see tests/pulse.py), also set in
+    ``os.environ`` so that sounddevice in this process plays into its sink ``out``."""
+    missing = missing_programs()
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed: apt-get install pulseaudio pulseaudio-utils")
+    with PulseServer() as server:
+        saved = {name: os.environ.get(name) for name in server.env}
+        os.environ.update(server.env)
+        _rescan_portaudio_if_loaded()
+        try:
+            yield server
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            _rescan_portaudio_if_loaded()
+
+
+@pytest.fixture
+def sounddevice_pulse(pulse: PulseServer) -> ModuleType:
+    """sounddevice, with PortAudio's device list taken while the private server answers."""
+    try:
+        import sounddevice
+    except OSError as error:
+        reason = f"PortAudio is missing ({error}): apt-get install libportaudio2"
+        if os.environ.get("CI"):
+            pytest.fail(f"setup.sh did not install it: {reason}")  # CI must not skip live-sound tests
+        pytest.skip(reason)
+    reinitialize_portaudio()
+    return sounddevice
+
+
+def _rescan_portaudio_if_loaded() -> None:
+    # Loaded before the server's variables were set (or after they are gone), PortAudio lists
+    # the wrong devices; modules that import sounddevice later scan at import.
+    if "sounddevice" in sys.modules:
+        reinitialize_portaudio()

