@@ -264,6 +264,76 @@ def render_command(routine_name: str, output: Path | None, voice: str | None, si
                f"{len(result.chapters)} chapters{', one file each' if split else ''}", err=True)
 
 
+@cli.command("run")
+@click.argument("routine_name", metavar="ROUTINE")
+@_voice_option
+@_side_option
+@_easier_option
+@_pace_option
+@click.option("--device", metavar="NUMBER|NAME", default=None,
+              help="Output device by number or part of its name, from 'coach devices'  [default: the system's]")
+@click.option("--no-listen", is_flag=True,
+              help="Keyboard control only. (Voice control is not built yet, so this is what happens anyway.)")
+@click.option("--quiet", is_flag=True, help="Show nothing while the session runs; the coach still speaks.")
+def run_command(routine_name: str, voice: str | None, side: str, easier: bool, pace: float,
+                device: str | None, no_listen: bool, quiet: bool) -> None:
+    """Run a routine live: the coach speaks and times every hold; keys control it.
+
+    Keys: space pause/resume, n next, p previous, r repeat, t tingling (eases off at once),
+    s or q stop (press again to end), + and - volume, ? time left. An exercise eased for
+    tingling starts at its easier level next time; two sessions without a report at that
+    level bring its usual level back. Every session is kept: see 'coach history'.
+    """
+    from coach.audio.devices import choose_output  # PortAudio is loaded only for live sessions
+    from coach.history import History
+    from coach.session.live import run_live
+
+    ref = resolve_routine(routine_name)
+    routine = load_routine(ref.path, ref.id)
+    options = _options(routine, side, easier, pace).checked_against(routine)
+    profile = resolve_profile(voice)
+    output = choose_output(device)  # no sound server: fail before any synthesis
+    bars = _ProgressBars(Path(routine.id))
+    with History() as history, _cached_voice(profile) as cached:
+        try:
+            result = run_live(routine, options, cached, profile.name, device=output.index,
+                              history=history, quiet=quiet, progress=bars)
+        finally:
+            bars.close()
+            _report_cache_warnings(cached)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if result.reason == "red_flag":
+        click.echo("The session ended on a warning sign. Please contact your clinician before exercising again.",
+                   err=True)
+
+
+@cli.command("devices")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of devices.")
+def devices_command(as_json: bool) -> None:
+    """List audio devices, for 'coach run --device'."""
+    from coach.audio.devices import devices_text
+
+    click.echo(devices_text(as_json))
+
+
+@cli.command("history")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Export every session for a physical therapist: one row per exercise and side.")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many recent sessions to show.")
+def history_command(as_csv: bool, limit: int) -> None:
+    """Show recent sessions: how each ended, exercises done, eased and skipped, symptoms."""
+    from coach.history import History, format_recent, write_csv
+
+    with History() as history:
+        if as_csv:
+            stream = click.get_text_stream("stdout")
+            write_csv(history.rows_for_export(), stream)
+            return
+        click.echo(format_recent(history.recent(limit)))
+
+
 @cli.command("voices")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: default, profiles, engines.")
 def voices_command(as_json: bool) -> None:
