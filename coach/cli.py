@@ -303,6 +303,10 @@ def run_command(routine_name: str, voice: str | None, side: str, easier: bool, p
             _report_cache_warnings(cached)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
+    slips = result.audio.device_underflows + result.audio.starved_callbacks
+    if slips:
+        click.echo(f"Warning: the sound output fell behind {slips} times, so some sounds came a little late; "
+                   "a busy computer does this: close other programs, or try another --device", err=True)
     if result.reason == "red_flag":
         click.echo("The session ended on a warning sign. Please contact your clinician before exercising again.",
                    err=True)

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from coach.audio.player import Player, PlayerStats
+from coach.audio.player import DEFAULT_LATENCY_SECONDS, Player, PlayerStats
 from coach.plan import Plan, PlanOptions
 from coach.render import SpokenPlan, mix, place
 from coach.routine import Routine
@@ -61,7 +61,8 @@ Presses = Callable[[Plan], Sequence[tuple[float, Command]]]
 
 
 def play_live(pulse: PulseServer, routine: Routine, options: PlanOptions, workdir: Path, *,
-              commands: Presses = lambda plan: (), voice_name: str = "system") -> LiveRun:
+              commands: Presses = lambda plan: (), voice_name: str = "system",
+              latency_seconds: float = DEFAULT_LATENCY_SECONDS) -> LiveRun:
     """Run ``routine`` live into the sink ``out`` while recording ``out.monitor``.
 
     ``commands`` gives, for the session's plan, (seconds after the session's start, command) to
@@ -74,7 +75,7 @@ def play_live(pulse: PulseServer, routine: Routine, options: PlanOptions, workdi
     events: list[Event] = []
     submitted: list[tuple[float, Command]] = []
     with pulse.record(OUT_MONITOR, workdir / "heard.wav", rate_hz=rate) as recording:
-        with Player(rate) as player:
+        with Player(rate, latency_seconds=latency_seconds) as player:
             runner = Runner(engine, player, clips, voice, record=events.append, display=_Silent())
             started = time.monotonic()
             presses = commands(engine.plan)

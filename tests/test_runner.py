@@ -79,3 +79,12 @@ def test_pause_is_heard_at_once_and_the_hold_keeps_its_length(
     ended = onset("hold_end", index(resumed_at))
     held = (ended - started) / rate - (resumed_at - paused_at)
     assert held == pytest.approx(hold.seconds, abs=0.05)  # the hold is its scripted length, pause aside
+
+
+def test_a_device_that_cannot_play_is_one_line_naming_coach_devices(
+        pulse: PulseServer, sounddevice_pulse: object) -> None:
+    from coach.audio.player import Player
+    from coach.errors import CoachError
+
+    with pytest.raises(CoachError, match=r"audio device 999: .*coach devices"):
+        Player(22050, device=999).open()

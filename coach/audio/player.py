@@ -101,7 +101,6 @@ class Player:
         self._changed = threading.Condition(self._lock)
         self._read = 0  # next sample the callback copies
         self._written = 0  # end of the mixed part of the ring
-        self._guard = GUARD_FRAMES
         self._sounds: list[_Sound] = []
         self._last_end = 0  # the end of the last sound the feeder let go of
         self._gain = 1.0
@@ -121,12 +120,19 @@ class Player:
 
     def open(self) -> None:
         """Start the stream; return once it plays at its steady pace."""
-        self._stream = self._open_stream(
-            samplerate=self.rate, channels=1, dtype="int16", blocksize=0,
-            latency=self._latency, device=self._device, callback=self._callback)
+        # The feeder first, so the first callback finds the ring filled (with silence).
         self._feeder = threading.Thread(target=self._feed, name="coach-audio-feeder", daemon=True)
         self._feeder.start()
-        self._stream.start()
+        try:
+            self._stream = self._open_stream(
+                samplerate=self.rate, channels=1, dtype="int16", blocksize=0,
+                latency=self._latency, device=self._device, callback=self._callback)
+            self._stream.start()
+        except Exception as error:  # sounddevice.PortAudioError, or ValueError for a bad device
+            self.close()
+            device = self._device if self._device is not None else "(the default)"
+            raise CoachError(f"cannot play on audio device {device}: {error}; "
+                             "choose another with --device (see `coach devices`)") from error
         if not self._steady.wait(SETTLE_TIMEOUT_SECONDS):
             if self.stats.callbacks == 0:
                 self.close()
@@ -171,14 +177,14 @@ class Player:
         with self._lock:
             heard = self._heard_sample / self.rate + (self._clock() - self._heard_at)
             # Between callbacks the estimate runs on the monotonic clock; never past what is written.
-            heard = min(heard, (self._read + self._guard) / self.rate)
+            heard = min(heard, (self._read + GUARD_FRAMES) / self.rate)
             self._last_now = max(self._last_now, heard)
             return self._last_now
 
     def earliest_t(self) -> float:
         """The runner time of the first sample that a change made now can still reach."""
         with self._lock:
-            return self.time_of(self._read + self._guard)
+            return self.time_of(self._read + GUARD_FRAMES)
 
     def idle_t(self) -> float:
         """The runner time at which everything scheduled so far has been heard."""
@@ -199,9 +205,9 @@ class Player:
             return
         start = self.sample_of(at_t)
         with self._changed:
-            earliest = self._read + self._guard
+            earliest = self._read + GUARD_FRAMES
             if start < earliest:
-                if earliest - start > self._guard:  # within the guard it is just scheduling
+                if earliest - start > GUARD_FRAMES:  # within the guard it is just scheduling
                     self.stats.late_sounds += 1
                 start = earliest
             self._sounds.append(_Sound(start, samples))
@@ -210,7 +216,7 @@ class Player:
     def stop_all(self) -> None:
         """Silence everything scheduled or sounding, fading out what is mid-sound."""
         with self._changed:
-            cut = self._read + self._guard
+            cut = self._read + GUARD_FRAMES
             fade = round(FADE_SECONDS * self.rate)
             kept = []
             for sound in self._sounds:
@@ -226,12 +232,12 @@ class Player:
     def set_gain_db(self, db: float) -> None:
         with self._changed:
             self._gain = float(10 ** (db / 20))
-            self._rewind(self._read + self._guard)
+            self._rewind(self._read + GUARD_FRAMES)
 
     def _rewind(self, sample: int) -> None:
         """Have the ring mixed again from ``sample`` (lock held)."""
         self._generation += 1
-        self._written = max(self._read + self._guard, min(self._written, sample))
+        self._written = max(self._read + GUARD_FRAMES, min(self._written, sample))
         self._changed.notify()
 
     # --- threads ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Callable, TextIO
 
-from coach.audio.player import Player
+from coach.audio.player import Player, PlayerStats
 from coach.history import CarryOver, History, SessionLog
 from coach.plan import PlanOptions
 from coach.render import RenderProgress
@@ -33,6 +33,7 @@ class LiveResult:
     reason: EndReason
     carry_over: CarryOver
     warnings: tuple[str, ...]
+    audio: PlayerStats
 
 
 def with_carry_over(options: PlanOptions, carry: CarryOver) -> PlanOptions:
@@ -102,6 +103,7 @@ def run_live(routine: Routine, options: PlanOptions, voice: CachedVoice, voice_n
                 if on_ready is not None:
                     on_ready(runner)
                 reason = runner.run()
+            stats = player.stats
     finally:
         recorder.close()  # also on Ctrl-C: the end the runner recorded is written before exit
-    return LiveResult(reason, carry, tuple(recorder.warnings))
+    return LiveResult(reason, carry, tuple(recorder.warnings), stats)

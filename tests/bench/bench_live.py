@@ -56,6 +56,10 @@ from coach.session.events import Command  # noqa: E402
 from tests.live_check import LiveRun, best_lag, play_live, tone_errors  # noqa: E402
 from tests.pulse import PulseServer, reinitialize_portaudio  # noqa: E402
 
+ONSET_LEVEL = 200
+"""A response starts at its first sample above this (of 32767): holds are digital silence, so
+any sound there is the response; a higher level would count its soft first milliseconds as late."""
+
 LONG_HOLD = """\
 title: Latency check
 exercises:
@@ -70,10 +74,10 @@ def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def timing(pulse: PulseServer, minutes: float, work: Path) -> dict[str, object]:
+def timing(pulse: PulseServer, minutes: float, work: Path, latency_seconds: float) -> dict[str, object]:
     routine = load_routine(resolve_routine("leg-numbness").path)
     run = play_live(pulse, routine, PlanOptions(), work,
-                    commands=lambda plan: [(minutes * 60.0, "end_session")])
+                    commands=lambda plan: [(minutes * 60.0, "end_session")], latency_seconds=latency_seconds)
     rate = run.rate
     first = run.reference[: 60 * rate]
     offset = best_lag(run.recording[: 90 * rate], first)
@@ -96,7 +100,7 @@ def timing(pulse: PulseServer, minutes: float, work: Path) -> dict[str, object]:
     }
 
 
-def latency(pulse: PulseServer, presses: int, work: Path) -> dict[str, object]:
+def latency(pulse: PulseServer, presses: int, work: Path, latency_seconds: float) -> dict[str, object]:
     cycle = 5.0
     path = work / "long-hold.yaml"
     path.write_text(LONG_HOLD.format(seconds=round(presses * cycle + 8)), encoding="utf-8")
@@ -111,7 +115,7 @@ def latency(pulse: PulseServer, presses: int, work: Path) -> dict[str, object]:
         out.append((at + presses * cycle, "tingling"))
         return out
 
-    run = play_live(pulse, routine, PlanOptions(), work, commands=schedule)
+    run = play_live(pulse, routine, PlanOptions(), work, commands=schedule, latency_seconds=latency_seconds)
     rate = run.rate
     hold = next(s for s in run.spoken.plan.segments if s.kind == "hold")
     # The plan changes after "tingling"; before it, the reference is the session as planned.
@@ -122,7 +126,7 @@ def latency(pulse: PulseServer, presses: int, work: Path) -> dict[str, object]:
         if command not in found:
             continue
         start = offset + round((pressed_at - origin) * rate)
-        loud = np.flatnonzero(np.abs(run.recording[start: start + 2 * rate].astype(np.int32)) > 1000)
+        loud = np.flatnonzero(np.abs(run.recording[start: start + 2 * rate].astype(np.int32)) > ONSET_LEVEL)
         if len(loud):
             found[command].append(loud[0] / rate)
     pauses = sorted(found["pause"])
@@ -140,14 +144,14 @@ def latency(pulse: PulseServer, presses: int, work: Path) -> dict[str, object]:
     }
 
 
-def bare_stream(seconds: float, rate: int) -> dict[str, float]:
+def bare_stream(seconds: float, rate: int, latency_seconds: float) -> dict[str, float]:
     import sounddevice
 
     def silence(outdata: np.ndarray, frames: int, time_info: object, status: object) -> None:
         outdata.fill(0)
 
     with sounddevice.OutputStream(samplerate=rate, channels=1, dtype="int16", blocksize=0,
-                                  latency=DEFAULT_LATENCY_SECONDS, callback=silence):
+                                  latency=latency_seconds, callback=silence):
         cpu, wall = time.process_time(), time.monotonic()
         time.sleep(seconds)
         cpu, wall = time.process_time() - cpu, time.monotonic() - wall
@@ -166,6 +170,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the timing session")
     parser.add_argument("--presses", type=int, default=20, help="pause presses in the latency session")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--latency", type=float, default=DEFAULT_LATENCY_SECONDS,
+                        help="the output latency asked of PortAudio (coach's setting by default)")
+    parser.add_argument("--keys-only", action="store_true", help="only the key-latency session")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="coach-bench-live-") as folder:
         work = Path(folder)
@@ -174,14 +181,15 @@ def main() -> None:
             os.environ.update(pulse.env)
             reinitialize_portaudio()
             log(f"latency: {args.presses} presses")
-            keys = latency(pulse, args.presses, work)
-            log(f"timing: a {args.minutes:g}-minute session")
-            timed = timing(pulse, args.minutes, work)
-            log("bare stream")
-            bare = bare_stream(min(timed["session_seconds"], 120.0), 22050)  # type: ignore[arg-type]
-    result = {"latency_setting_seconds": DEFAULT_LATENCY_SECONDS, "timing": timed, "keys": keys,
-              "bare_stream": bare,
-              "cpu_ratio_to_bare_stream": round(timed["cpu_percent_of_a_core"] / max(bare["cpu_percent_of_a_core"], 0.01), 2)}  # type: ignore[operator]
+            keys = latency(pulse, args.presses, work, args.latency)
+            result: dict[str, object] = {"latency_setting_seconds": args.latency, "keys": keys}
+            if not args.keys_only:
+                log(f"timing: a {args.minutes:g}-minute session")
+                timed = timing(pulse, args.minutes, work, args.latency)
+                log("bare stream")
+                bare = bare_stream(min(timed["session_seconds"], 120.0), 22050, args.latency)  # type: ignore[arg-type]
+                cpu_ratio = timed["cpu_percent_of_a_core"] / max(bare["cpu_percent_of_a_core"], 0.01)  # type: ignore[operator]
+                result.update(timing=timed, bare_stream=bare, cpu_ratio_to_bare_stream=round(cpu_ratio, 2))
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
