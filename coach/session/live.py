@@ -10,7 +10,7 @@ import queue
 import sys
 import threading
 from dataclasses import dataclass, replace
-from typing import Callable, TextIO
+from typing import TextIO
 
 from coach.audio.player import Player, PlayerStats
 from coach.errors import CoachError
@@ -82,8 +82,7 @@ class _HistoryRecorder:
 
 def run_live(routine: Routine, options: PlanOptions, voice: CachedVoice, voice_name: str, *,
              device: int | None, history: History, out: TextIO = sys.stdout, quiet: bool = False,
-             progress: RenderProgress | None = None, keys_fd: int | None = None,
-             on_ready: Callable[[Runner], None] | None = None) -> LiveResult:
+             progress: RenderProgress | None = None) -> LiveResult:
     carry = history.carry_over(routine)
     options = with_carry_over(options, carry).checked_against(routine)
     clips = speak_session_phrases(routine, options, voice, progress)
@@ -103,9 +102,7 @@ def run_live(routine: Routine, options: PlanOptions, voice: CachedVoice, voice_n
                 if command is not None:
                     runner.submit(command)
 
-            with KeyReader(on_key, fd=keys_fd):  # None: standard input, when it is a terminal
-                if on_ready is not None:
-                    on_ready(runner)
+            with KeyReader(on_key):  # standard input, when it is a terminal
                 reason = runner.run()
             stats = player.stats
     finally:
