@@ -67,6 +67,7 @@ def format_duration(seconds: float) -> str:
 
 
 def clock(seconds: float) -> str:
-    """``75.4`` -> ``"1:15"`` for timelines."""
-    total = int(seconds)
-    return f"{total // 60}:{total % 60:02d}"
+    """``75.4`` -> ``"1:15"`` for timelines (whole seconds, cut down); ``h:mm:ss`` from an hour."""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -57,6 +57,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self, TextIO
 
+from coach.duration import clock
 from coach.errors import CoachError
 from coach.home import coach_home
 from coach.plan import PlanOptions
@@ -527,10 +528,8 @@ def format_recent(summaries: Iterable[SessionSummary]) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """``m:ss``, or ``h:mm:ss`` from an hour."""
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    """``m:ss``, or ``h:mm:ss`` from an hour, to the nearest second."""
+    return clock(round(seconds))
 
 
 def write_csv(rows: Iterable[ExportRow], stream: TextIO) -> None:

@@ -101,7 +101,13 @@ def speak_phrases(routine: Routine, options: PlanOptions, voice: Voice,
     Which phrases a plan says never depends on how long they are, so an estimated plan gives
     the full list up front.
     """
-    phrases = build_plan(routine, options).phrases()
+    clips = speak(build_plan(routine, options).phrases(), voice, progress)
+    plan = build_plan(routine, options, speech_seconds=lambda text: clips[text].seconds)
+    return SpokenPlan(plan, clips, clip_rate(clips, voice))
+
+
+def speak(phrases: Sequence[str], voice: Voice, progress: RenderProgress | None = None) -> dict[str, Clip]:
+    """Each phrase through ``voice`` (a cached voice loads it), telling ``progress`` as it goes."""
     clips: dict[str, Clip] = {}
     for done, text in enumerate(phrases):
         if progress is not None:
@@ -109,15 +115,18 @@ def speak_phrases(routine: Routine, options: PlanOptions, voice: Voice,
         clips[text] = voice.synthesize(text)
     if progress is not None:
         progress.phrases(len(phrases), len(phrases))
+    return clips
+
+
+def clip_rate(clips: Mapping[str, Clip], voice: Voice) -> int:
+    """The one sample rate of ``clips``: a stream has one rate, a clip at another would play wrong."""
     rates = {clip.sample_rate_hz for clip in clips.values()}
     if len(rates) > 1:
         raise CoachError(f"the voice produced phrases at different sample rates ({sorted(rates)} Hz); "
                          "clear the phrase cache with: coach cache clear")
     # Every plan says at least its title, so there is a clip to take the rate from; asking the
     # voice instead would start the system engine's worker even when every phrase is cached.
-    rate = rates.pop() if rates else voice.sample_rate_hz
-    plan = build_plan(routine, options, speech_seconds=lambda text: clips[text].seconds)
-    return SpokenPlan(plan, clips, rate)
+    return rates.pop() if rates else voice.sample_rate_hz
 
 
 def place(spoken: SpokenPlan) -> list[Placement]:

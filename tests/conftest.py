@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytest
 
-from tests.pulse import PulseServer, missing_programs, reinitialize_portaudio
+from tests.pulse import PulseServer, missing_programs, portaudio_with_environment, reinitialize_portaudio
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
@@ -45,19 +45,8 @@ def pulse() -> Iterator[PulseServer]:
     missing = missing_programs()
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed: apt-get install pulseaudio pulseaudio-utils")
-    with PulseServer() as server:
-        saved = {name: os.environ.get(name) for name in server.env}
-        os.environ.update(server.env)
-        _rescan_portaudio_if_loaded()
-        try:
-            yield server
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            _rescan_portaudio_if_loaded()
+    with PulseServer() as server, portaudio_with_environment(server.env, _rescan_portaudio_if_loaded):
+        yield server
 
 
 @pytest.fixture

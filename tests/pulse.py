@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -349,6 +351,25 @@ def reinitialize_portaudio() -> None:
     # sounddevice's own (private) pair: it keeps its count of initializations right.
     sounddevice._terminate()
     sounddevice._initialize()
+
+
+
+@contextmanager
+def portaudio_with_environment(changes: Mapping[str, str],
+                               rescan: Callable[[], None] = reinitialize_portaudio) -> Iterator[None]:
+    """PortAudio rescanned under changed variables; both put back afterwards, even on failure."""
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        rescan()
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        rescan()
 
 
 def _end(process: subprocess.Popen[bytes], first_signal: int, wait_seconds: float) -> None:

@@ -4,11 +4,8 @@ rules, and against the real one under the private PulseAudio server for what a u
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -26,7 +23,7 @@ from coach.audio.devices import (
     output_devices,
 )
 from coach.errors import CoachError, OptionError
-from tests.pulse import PulseServer, reinitialize_portaudio
+from tests.pulse import PulseServer, portaudio_with_environment
 
 
 class FakePortAudio:
@@ -204,23 +201,6 @@ def test_the_chosen_device_plays(sounddevice_pulse: ModuleType, pulse: PulseServ
     with sounddevice_pulse.OutputStream(samplerate=22050, channels=1, dtype="int16", device=device.index) as stream:
         assert stream.active
         assert "22050Hz" in pulse.sink_inputs()
-
-
-@contextmanager
-def portaudio_with_environment(changes: dict[str, str]) -> Iterator[None]:
-    """PortAudio rescanned under changed variables; both put back afterwards, even on failure."""
-    saved = {name: os.environ.get(name) for name in changes}
-    os.environ.update(changes)
-    try:
-        reinitialize_portaudio()
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        reinitialize_portaudio()
 
 
 def test_a_dead_sound_server_gives_the_no_device_error(sounddevice_pulse: ModuleType, pulse: PulseServer) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, Self, TextIO
 
+from coach.duration import clock
 from coach.session.events import Command, Phase, Status
 from coach.session.keys import KEY_HELP
 
@@ -96,10 +97,7 @@ class Quiet(_ClosesOnExit):
 
 def clock_text(seconds: float) -> str:
     """``m:ss`` (``h:mm:ss`` from an hour), rounded up: "0:01" until the very end."""
-    whole = max(0, math.ceil(seconds - 1e-6))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return clock(max(0, math.ceil(seconds - 1e-6)))
 
 
 def command_words(command: Command) -> str:

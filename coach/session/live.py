@@ -13,10 +13,9 @@ from dataclasses import dataclass, replace
 from typing import TextIO
 
 from coach.audio.player import Player, PlayerStats
-from coach.errors import CoachError
 from coach.history import CarryOver, History, SessionLog
 from coach.plan import PlanOptions
-from coach.render import RenderProgress
+from coach.render import RenderProgress, clip_rate
 from coach.routine import Routine
 from coach.session.display import make_display
 from coach.session.engine import SessionEngine
@@ -86,11 +85,7 @@ def run_live(routine: Routine, options: PlanOptions, voice: CachedVoice, voice_n
     carry = history.carry_over(routine)
     options = with_carry_over(options, carry).checked_against(routine)
     clips = speak_session_phrases(routine, options, voice, progress)
-    rates = {clip.sample_rate_hz for clip in clips.values()}
-    if len(rates) != 1:  # as render: one stream has one rate, and a clip at another would play at the wrong pitch
-        raise CoachError(f"the voice produced phrases at different sample rates ({sorted(rates)} Hz); "
-                         "clear the phrase cache with: coach cache clear")
-    rate = rates.pop()
+    rate = clip_rate(clips, voice)
     engine = SessionEngine(routine, options, speech_timer(clips))
     recorder = _HistoryRecorder(history, routine, voice_name)
     try:

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Mapping, Protocol
 import numpy as np
 
 from coach.plan import MAX_PACE, MIN_PACE, PlanOptions, build_plan, estimate_speech_seconds
-from coach.render import RenderProgress, sound_of
+from coach.render import RenderProgress, sound_of, speak
 from coach.routine import Routine
 from coach.session.engine import PACE_STEP, SessionEngine
 from coach.session.events import (
@@ -99,15 +99,7 @@ def session_phrases(routine: Routine, options: PlanOptions) -> tuple[str, ...]:
 
 def speak_session_phrases(routine: Routine, options: PlanOptions, voice: Voice,
                           progress: RenderProgress | None = None) -> dict[str, Clip]:
-    phrases = session_phrases(routine, options)
-    clips: dict[str, Clip] = {}
-    for done, text in enumerate(phrases):
-        if progress is not None:
-            progress.phrases(done, len(phrases))
-        clips[text] = voice.synthesize(text)
-    if progress is not None:
-        progress.phrases(len(phrases), len(phrases))
-    return clips
+    return speak(session_phrases(routine, options), voice, progress)
 
 
 def speech_timer(clips: Mapping[str, Clip]) -> Callable[[str], float]:
